@@ -1,0 +1,429 @@
+"""Meteorology: the ``MetField`` every forward model reads.
+
+Axis order is ``(time, z, y, x)``. Every field is either a scalar (0-d: the same
+everywhere and always) or a 4-D array broadcastable to ``(nt, nz, ny, nx)``, size-1
+axes allowed: a time series of wind is ``(nt, 1, 1, 1)``. Requiring 4-D (rather than
+NumPy's trailing-axis broadcasting) removes the classic trap of a ``(nt,)`` series
+silently broadcasting along ``x``.
+
+Wind direction is meteorological: the direction the wind blows *from*, in degrees
+clockwise from north, so ``u = -s sin(d)``, ``v = -s cos(d)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from ._validation import (
+    as_array,
+    as_float_array,
+    check_finite,
+    check_not_nan,
+    check_positive,
+    is_concrete,
+)
+
+#: Pasquill-Gifford class letters by index.
+STABILITY_CLASSES: tuple[str, ...] = ("A", "B", "C", "D", "E", "F")
+
+# name -> (units, long_name, CF standard_name or None)
+_FIELD_ATTRS: dict[str, tuple[str, str, str | None]] = {
+    "u": ("m s-1", "eastward wind", "eastward_wind"),
+    "v": ("m s-1", "northward wind", "northward_wind"),
+    "w": ("m s-1", "upward wind", "upward_air_velocity"),
+    "temperature": ("K", "air temperature", "air_temperature"),
+    "pressure": ("Pa", "air pressure", "air_pressure"),
+    "pblh": ("m", "boundary-layer height", "atmosphere_boundary_layer_thickness"),
+    "stability_class": (
+        "1",
+        "Pasquill stability class index (0=A very unstable ... 5=F moderately stable)",
+        None,
+    ),
+    "obukhov_length": ("m", "Obukhov length", None),
+    "z0": ("m", "surface roughness length", "surface_roughness_length"),
+}
+_DIMS = ("time", "z", "y", "x")
+
+
+def stability_index(stability: int | str) -> int:
+    """Pasquill class as an index 0-5; accepts ``0..5`` or ``"A".."F"``."""
+    if isinstance(stability, str):
+        key = stability.strip().upper()
+        if key not in STABILITY_CLASSES:
+            raise ValueError(
+                f"`stability` must be one of {STABILITY_CLASSES} or 0-5, got {stability!r}"
+            )
+        return STABILITY_CLASSES.index(key)
+    if isinstance(stability, bool) or not float(stability).is_integer():
+        raise ValueError(f"`stability` must be an integer class 0-5, got {stability!r}")
+    idx = int(stability)
+    if not 0 <= idx <= 5:
+        raise ValueError(f"`stability` must be in 0-5 (A-F), got {stability!r}")
+    return idx
+
+
+def wind_components(speed, direction_deg):
+    """(u, v) in m/s from speed (m/s) and meteorological direction (degrees, from)."""
+    rad = jnp.deg2rad(direction_deg)
+    return -speed * jnp.sin(rad), -speed * jnp.cos(rad)
+
+
+def _field(name: str, x: Any, *, integer: bool = False) -> Array | None:
+    if x is None:
+        return None
+    arr = as_array(name, x, dtype=jnp.int32 if integer else None)
+    if not integer and not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = as_float_array(name, arr)
+    return arr
+
+
+class MetField(eqx.Module):
+    """Meteorological state on a ``(time, z, y, x)`` grid (scalars broadcast).
+
+    Attributes:
+        u, v: eastward / northward wind, m/s.
+        w: upward wind, m/s (optional).
+        temperature: air temperature, K.
+        pressure: air pressure, Pa.
+        pblh: boundary-layer (mixing) height, m.
+        stability_class: Pasquill class index 0-5 (A-F), integer (optional).
+        obukhov_length: Obukhov length, m (optional; ``inf`` = neutral).
+        z0: surface roughness length, m.
+        time: ``(nt,)`` seconds UTC (since 1970-01-01), strictly increasing.
+        z, y, x: optional ``(n,)`` coordinates in m.
+        source: where the met came from (recorded in posterior provenance).
+    """
+
+    u: Float[Array, "..."]
+    v: Float[Array, "..."]
+    w: Float[Array, "..."] | None
+    temperature: Float[Array, "..."]
+    pressure: Float[Array, "..."]
+    pblh: Float[Array, "..."]
+    stability_class: Int[Array, "..."] | None
+    obukhov_length: Float[Array, "..."] | None
+    z0: Float[Array, "..."]
+    time: Float[Array, " nt"]
+    z: Float[Array, " nz"] | None
+    y: Float[Array, " ny"] | None
+    x: Float[Array, " nx"] | None
+    source: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        u,
+        v,
+        *,
+        w=None,
+        temperature=288.15,
+        pressure=101325.0,
+        pblh=1000.0,
+        stability_class=None,
+        obukhov_length=None,
+        z0=0.1,
+        time=0.0,
+        z=None,
+        y=None,
+        x=None,
+        source: str = "user",
+    ):
+        self.u = _field("u", u)
+        self.v = _field("v", v)
+        self.w = _field("w", w)
+        self.temperature = _field("temperature", temperature)
+        self.pressure = _field("pressure", pressure)
+        self.pblh = _field("pblh", pblh)
+        if isinstance(stability_class, str):
+            stability_class = stability_index(stability_class)
+        self.stability_class = _field("stability_class", stability_class, integer=True)
+        self.obukhov_length = _field("obukhov_length", obukhov_length)
+        self.z0 = _field("z0", z0)
+        self.time = jnp.atleast_1d(_field("time", time))
+        self.z = _field("z", z)
+        self.y = _field("y", y)
+        self.x = _field("x", x)
+        self.source = str(source)
+
+    def __check_init__(self):
+        for name in ("u", "v", "w"):
+            check_finite(name, getattr(self, name))
+        check_positive("temperature", self.temperature, units="K")
+        check_positive("pressure", self.pressure, units="Pa")
+        check_positive("pblh", self.pblh, units="m")
+        check_positive("z0", self.z0, units="m")
+        check_not_nan("obukhov_length", self.obukhov_length)
+        if self.obukhov_length is not None and is_concrete(self.obukhov_length):
+            if np.any(np.asarray(self.obukhov_length) == 0):
+                raise ValueError("`obukhov_length` must be non-zero (use inf for neutral)")
+        sc = self.stability_class
+        if sc is not None and is_concrete(sc):
+            arr = np.asarray(sc)
+            if np.any((arr < 0) | (arr > 5)):
+                raise ValueError(
+                    f"`stability_class` must be in 0-5 (A-F); got {arr[(arr < 0) | (arr > 5)]}"
+                )
+        check_finite("time", self.time)
+        if self.time.ndim != 1:
+            raise ValueError(f"`time` must be 1-D, got shape {self.time.shape}")
+        if is_concrete(self.time) and np.any(np.diff(np.asarray(self.time)) <= 0):
+            raise ValueError("`time` must be strictly increasing")
+        for name in ("z", "y", "x"):
+            c = getattr(self, name)
+            if c is not None:
+                if c.ndim != 1:
+                    raise ValueError(f"`{name}` coordinate must be 1-D, got shape {c.shape}")
+                check_finite(name, c)
+        # Shapes: each field scalar or 4-D, broadcastable to (nt, nz, ny, nx).
+        grid = self.grid_shape
+        for name in _FIELD_ATTRS:
+            val = getattr(self, name)
+            if val is None or val.ndim == 0:
+                continue
+            if val.ndim != 4:
+                raise ValueError(
+                    f"`{name}` must be a scalar or 4-D (time, z, y, x) array, got shape "
+                    f"{val.shape}; reshape a time series to (nt, 1, 1, 1)"
+                )
+            for ax, (n, g) in enumerate(zip(val.shape, grid, strict=True)):
+                if n != 1 and g != 1 and n != g:
+                    raise ValueError(
+                        f"`{name}` has size {n} along {_DIMS[ax]!r} but the grid has {g}"
+                    )
+        if self.u.shape != () or self.v.shape != ():
+            try:
+                jnp.broadcast_shapes(self.u.shape, self.v.shape)
+            except ValueError as err:
+                raise ValueError(
+                    f"`u` {self.u.shape} and `v` {self.v.shape} do not broadcast"
+                ) from err
+
+    # -- constructors ------------------------------------------------------------
+
+    @classmethod
+    def uniform(
+        cls,
+        speed: float,
+        direction: float,
+        *,
+        stability: int | str | None = "D",
+        time: float = 0.0,
+        **kwargs: Any,
+    ) -> MetField:
+        """Spatially uniform, steady met from wind speed (m/s) and direction (deg, from).
+
+        Raises:
+            ValueError: for negative or non-finite ``speed``, non-finite ``direction``,
+                or an unknown ``stability`` class.
+        """
+        check_finite("speed", speed)
+        check_finite("direction", direction)
+        if is_concrete(speed) and np.any(np.asarray(speed) < 0):
+            raise ValueError(f"`speed` must be >= 0 m/s, got {speed!r}")
+        u, v = wind_components(jnp.asarray(speed, dtype=float), jnp.asarray(direction, float))
+        sc = None if stability is None else stability_index(stability)
+        return cls(u, v, stability_class=sc, time=time, **kwargs)
+
+    @classmethod
+    def from_timeseries(
+        cls,
+        time,
+        speed,
+        direction,
+        *,
+        stability=None,
+        pblh=None,
+        **kwargs: Any,
+    ) -> MetField:
+        """Spatially uniform met varying in time: each series has shape ``(nt,)``.
+
+        ``stability`` may be a single class or a per-time sequence of classes.
+        """
+        time = as_float_array("time", time)
+        speed = as_float_array("speed", speed)
+        direction = as_float_array("direction", direction)
+        nt = time.shape[0]
+        for name, arr in (("speed", speed), ("direction", direction)):
+            if arr.shape != (nt,):
+                raise ValueError(f"`{name}` must have shape (nt,)=({nt},), got {arr.shape}")
+        check_finite("speed", speed)
+        if np.any(np.asarray(speed) < 0):
+            raise ValueError("`speed` must be >= 0 m/s")
+        u, v = wind_components(speed, direction)
+        r4 = lambda a: None if a is None else jnp.reshape(a, (-1, 1, 1, 1))
+        if stability is not None:
+            if isinstance(stability, (str, int)):
+                stability = stability_index(stability)
+            else:
+                stability = r4(jnp.asarray([stability_index(s) for s in stability]))
+        if pblh is not None and jnp.ndim(pblh) == 1:
+            pblh = r4(as_float_array("pblh", pblh))
+        return cls(r4(u), r4(v), time=time, stability_class=stability, pblh=pblh, **kwargs)
+
+    # -- derived -----------------------------------------------------------------
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int, int]:
+        """``(nt, nz, ny, nx)`` implied by coordinates and field shapes (1 if absent)."""
+        sizes = [self.time.shape[0], 1, 1, 1]
+        for ax, c in ((1, self.z), (2, self.y), (3, self.x)):
+            if c is not None:
+                sizes[ax] = c.shape[0]
+        for name in _FIELD_ATTRS:
+            val = getattr(self, name)
+            if val is not None and val.ndim == 4:
+                for ax in range(4):
+                    if sizes[ax] == 1:
+                        sizes[ax] = val.shape[ax]
+        return tuple(sizes)  # type: ignore[return-value]
+
+    @property
+    def wind_speed(self) -> Float[Array, "..."]:
+        """Horizontal wind speed, m/s."""
+        return jnp.hypot(self.u, self.v)
+
+    @property
+    def wind_direction(self) -> Float[Array, "..."]:
+        """Meteorological wind direction (from), degrees in [0, 360)."""
+        return jnp.mod(270.0 - jnp.rad2deg(jnp.arctan2(self.v, self.u)), 360.0)
+
+    def at(self, t: float | Float[Array, ""]) -> MetField:
+        """Met at time ``t`` (s UTC), linearly interpolated between samples.
+
+        Continuous fields are interpolated linearly; ``stability_class`` takes the value
+        of the last sample at or before ``t``. The result has one time sample. Steady
+        met (no field varies in time) is valid at any ``t``; otherwise a query outside
+        ``[time[0], time[-1]]`` raises (it never extrapolates).
+        """
+        t = jnp.asarray(t, dtype=self.time.dtype)
+        nt = self.time.shape[0]
+        fields = [getattr(self, n) for n in _FIELD_ATTRS]
+        varies = any(f is not None and f.ndim == 4 and f.shape[0] > 1 for f in fields)
+        if nt == 1 or not varies:
+            return eqx.tree_at(lambda m: m.time, self, jnp.reshape(t, (1,)))
+        t0, t1 = self.time[0], self.time[-1]
+        if is_concrete(t):
+            if not (float(t0) <= float(t) <= float(t1)):
+                raise ValueError(
+                    f"`t`={float(t)} s is outside the met time range [{float(t0)}, {float(t1)}]"
+                )
+        else:
+            t = eqx.error_if(t, (t < t0) | (t > t1), "`t` is outside the met time range")
+        i = jnp.clip(jnp.searchsorted(self.time, t, side="right") - 1, 0, nt - 2)
+        frac = (t - self.time[i]) / (self.time[i + 1] - self.time[i])
+
+        def interp(name: str, val):
+            if val is None or val.ndim == 0 or val.shape[0] == 1:
+                return val
+            if name == "stability_class":
+                j = jnp.where(frac >= 1.0, i + 1, i)
+                return jax.lax.dynamic_index_in_dim(val, j, axis=0, keepdims=True)
+            a = jax.lax.dynamic_index_in_dim(val, i, axis=0, keepdims=True)
+            b = jax.lax.dynamic_index_in_dim(val, i + 1, axis=0, keepdims=True)
+            return a + frac * (b - a)
+
+        new = {n: interp(n, getattr(self, n)) for n in _FIELD_ATTRS}
+        out = self
+        for n, val in new.items():
+            if val is not None:
+                out = eqx.tree_at(lambda m, n=n: getattr(m, n), out, val)
+        return eqx.tree_at(lambda m: m.time, out, jnp.reshape(t, (1,)))
+
+    # -- xarray ------------------------------------------------------------------
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with CF attributes; inverse of :meth:`from_xarray`."""
+        import xarray as xr
+
+        grid = self.grid_shape
+        data_vars = {}
+        for name, (units, long_name, std) in _FIELD_ATTRS.items():
+            val = getattr(self, name)
+            if val is None:
+                continue
+            attrs = {"units": units, "long_name": long_name}
+            if std:
+                attrs["standard_name"] = std
+            arr = np.asarray(val)
+            if arr.ndim == 0:
+                dims: tuple[str, ...] = ()
+            else:
+                # a size-1 (broadcast) axis along a longer grid axis is dropped;
+                # from_xarray re-inserts it, so shapes round-trip exactly
+                drop = tuple(ax for ax in range(4) if arr.shape[ax] == 1 and grid[ax] > 1)
+                arr = np.squeeze(arr, axis=drop) if drop else arr
+                dims = tuple(d for ax, d in enumerate(_DIMS) if ax not in drop)
+            data_vars[name] = xr.Variable(dims, arr, attrs=attrs)
+        coords = {
+            "time": xr.Variable(
+                ("time",),
+                np.asarray(self.time),
+                attrs={"units": "s", "long_name": "time since 1970-01-01T00:00:00Z"},
+            )
+        }
+        for name in ("z", "y", "x"):
+            c = getattr(self, name)
+            if c is not None:
+                coords[name] = xr.Variable(
+                    (name,), np.asarray(c), attrs={"units": "m", "long_name": f"{name} coordinate"}
+                )
+        return xr.Dataset(
+            data_vars, coords=coords, attrs={"Conventions": "CF-1.8", "source": self.source}
+        )
+
+    @classmethod
+    def from_xarray(cls, ds) -> MetField:
+        """Build from an ``xarray.Dataset`` with variables named as the attributes.
+
+        Variables may use any subset of the dims ``(time, z, y, x)`` in any order;
+        missing dims are inserted with size 1. A ``datetime64`` time coordinate is
+        converted to seconds since 1970-01-01 UTC.
+        """
+        import xarray as xr
+
+        if not isinstance(ds, xr.Dataset):
+            raise TypeError(f"`ds` must be an xarray.Dataset, got {type(ds).__name__}")
+        for req in ("u", "v"):
+            if req not in ds:
+                raise ValueError(f"`ds` has no variable {req!r} (eastward/northward wind, m/s)")
+        kwargs: dict[str, Any] = {}
+        for name in _FIELD_ATTRS:
+            if name not in ds:
+                continue
+            var = ds[name]
+            unknown = [d for d in var.dims if d not in _DIMS]
+            if unknown:
+                raise ValueError(f"`ds[{name!r}]` has unknown dims {unknown}; expected {_DIMS}")
+            expected_units = _FIELD_ATTRS[name][0]
+            units = var.attrs.get("units")
+            if units is not None and units != expected_units:
+                raise ValueError(f"`ds[{name!r}]` has units {units!r}; expected {expected_units!r}")
+            if var.ndim == 0:
+                kwargs[name] = var.values
+            else:
+                for d in _DIMS:
+                    if d not in var.dims:
+                        var = var.expand_dims(d)
+                kwargs[name] = var.transpose(*_DIMS).values
+        time = ds["time"].values if "time" in ds.coords or "time" in ds else np.zeros(1)
+        if np.issubdtype(np.asarray(time).dtype, np.datetime64):
+            time = (
+                (np.asarray(time) - np.datetime64("1970-01-01T00:00:00"))
+                / np.timedelta64(1, "ns")
+                * 1e-9
+            )
+        for c in ("z", "y", "x"):
+            if c in ds.coords:
+                kwargs[c] = ds[c].values
+        return cls(
+            kwargs.pop("u"),
+            kwargs.pop("v"),
+            time=time,
+            source=str(ds.attrs.get("source", "xarray")),
+            **kwargs,
+        )

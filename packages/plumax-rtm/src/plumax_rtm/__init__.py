@@ -1,0 +1,5 @@
+"""Radiative transfer, instruments and retrievals for methane."""
+
+import importlib.metadata
+
+__version__ = importlib.metadata.version("plumax-rtm")
