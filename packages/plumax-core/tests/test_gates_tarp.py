@@ -1,7 +1,6 @@
 """`tarp_coverage`: unit behaviour (the conjugate-Gaussian checks are in test_gates_calibration)."""
 
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 import pytest
 import scipy.stats
@@ -9,19 +8,21 @@ import scipy.stats
 from plumax_core.gates import tarp_coverage
 from plumax_core.gates._tarp import _ks_distance
 
+N, N_POST = 300, 40  # one shape throughout: one compilation
+_RNG = np.random.default_rng(8)
 
-def test_ks_distance_matches_scipy(getkey):
-    f = np.asarray(jr.uniform(getkey(), (300,)), np.float64)
+
+def test_ks_distance_matches_scipy():
+    f = _RNG.uniform(size=300)
     assert _ks_distance(f) == pytest.approx(scipy.stats.kstest(f, "uniform").statistic, rel=1e-12)
 
 
 def test_default_tol_and_curve(getkey):
-    n, n_post = 400, 50
-    theta = jr.normal(getkey(), (n, 3))
+    theta = jnp.asarray(_RNG.standard_normal((N, 2)), jnp.float32)
     # "Posterior" = the prior, independent of theta: calibrated marginally (exchangeable).
-    samples = jr.normal(getkey(), (n, n_post, 3))
+    samples = jnp.asarray(_RNG.standard_normal((N, N_POST, 2)), jnp.float32)
     result = tarp_coverage(samples, theta, key=getkey(), n_alphas=21)
-    assert result.threshold == pytest.approx(1.6276 / np.sqrt(n), rel=1e-4)
+    assert result.threshold == pytest.approx(1.6276 / np.sqrt(N), rel=1e-4)
     assert result.passed
     assert len(result.details["ecp"]) == 21
     assert result.details["ecp"][0] == 0.0 and result.details["ecp"][-1] == 1.0
@@ -31,10 +32,11 @@ def test_default_tol_and_curve(getkey):
 
 
 def test_given_references_and_unrandomised(getkey):
-    n, n_post = 300, 40
-    theta = jr.normal(getkey(), (n, 2))
-    samples = theta[:, None, :] + 1e-3 * jr.normal(getkey(), (n, n_post, 2))  # far too narrow
-    for refs in (jnp.array([5.0, 5.0]), jr.normal(getkey(), (n, 2))):
+    theta = jnp.asarray(_RNG.standard_normal((N, 2)), jnp.float32)
+    samples = theta[:, None, :] + 1e-3 * jnp.asarray(
+        _RNG.standard_normal((N, N_POST, 2)), jnp.float32
+    )  # far too narrow
+    for refs in (jnp.array([5.0, 5.0]), jnp.asarray(_RNG.standard_normal((N, 2)), jnp.float32)):
         for randomize in (True, False):
             result = tarp_coverage(
                 samples, theta, key=getkey(), references=refs, randomize=randomize
@@ -44,8 +46,8 @@ def test_given_references_and_unrandomised(getkey):
 
 
 def test_same_key_same_result(getkey):
-    theta = jr.normal(getkey(), (100, 2))
-    samples = jr.normal(getkey(), (100, 20, 2))
+    theta = jnp.asarray(_RNG.standard_normal((N, 2)), jnp.float32)
+    samples = jnp.asarray(_RNG.standard_normal((N, N_POST, 2)), jnp.float32)
     key = getkey()
     assert tarp_coverage(samples, theta, key=key) == tarp_coverage(samples, theta, key=key)
 

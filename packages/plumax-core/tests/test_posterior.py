@@ -135,3 +135,16 @@ def test_provenance_is_hashable_json_and_hashes_inputs():
         make_provenance(n_iter=1, converged=True, J_star=None, met_source="x")
     with pytest.raises(TypeError, match="JSON-like"):
         make_provenance(note=object())
+
+
+def test_provenance_of_unpicklable_model_gets_structural_fingerprint():
+    import equinox as eqx
+
+    class Local(eqx.Module):  # defined in a function: cannot be pickled by reference
+        w: jax.Array
+
+    p1 = make_provenance(forward_model=Local(jnp.ones(3)))
+    p2 = make_provenance(forward_model=Local(jnp.ones(3)))
+    p3 = make_provenance(forward_model=Local(jnp.zeros(3)))
+    assert p1["forward_model_hash"].startswith("structural:")
+    assert p1["forward_model_hash"] == p2["forward_model_hash"] != p3["forward_model_hash"]

@@ -72,3 +72,14 @@ def test_bad_prior():
         GaussianPrior(jnp.zeros(3), lx.DiagonalLinearOperator(jnp.array([1.0, -1.0, 1.0])), SPEC)
     with pytest.raises(ValueError, match="std"):
         GaussianPrior.from_std(SPEC, jnp.zeros(3), -1.0)
+
+
+def test_non_spd_covariance_rejected():
+    with pytest.raises(ValueError, match="positive definite"):
+        GaussianPrior(
+            jnp.zeros(3), jnp.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0, 0, 1.0]]), SPEC
+        )
+    with pytest.raises(ValueError, match="symmetric"):
+        GaussianPrior(
+            jnp.zeros(3), jnp.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0, 0, 1.0]]), SPEC
+        )

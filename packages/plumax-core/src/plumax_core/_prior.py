@@ -9,11 +9,15 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
+import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._params import ParamSpec
-from ._validation import as_float_array, check_finite, check_positive
+from ._validation import as_float_array, check_finite, check_positive, is_concrete
+
+#: covariances up to this size are fully checked for symmetric positive-definiteness
+_DENSE_CHECK_MAX = 512
 
 
 class AbstractPrior(eqx.Module):
@@ -92,6 +96,13 @@ class GaussianPrior(AbstractPrior):
             )
         diag = lx.diagonal(self.cov)
         check_positive("cov diagonal", diag)
+        if d <= _DENSE_CHECK_MAX and is_concrete(diag):
+            # small problems: a full symmetric positive-definiteness check
+            mat = np.asarray(self.cov.as_matrix(), dtype=np.float64)
+            if not np.allclose(mat, mat.T, rtol=1e-6, atol=1e-12 * np.abs(mat).max()):
+                raise ValueError("`cov` must be symmetric")
+            if np.linalg.eigvalsh(mat).min() <= 0:
+                raise ValueError("`cov` must be positive definite (it has eigenvalues <= 0)")
 
     @classmethod
     def from_std(cls, param_spec: ParamSpec, mean, std) -> "GaussianPrior":

@@ -173,11 +173,16 @@ def package_versions() -> dict[str, str]:
 
 
 def _hash_or_none(obj: Any) -> str | None:
+    """Content hash (`tree_hash`); objects that cannot be serialised (e.g. a model class
+    defined inside a function) get a ``"structural:"``-prefixed fingerprint instead."""
     if obj is None:
         return None
-    from ._serialise import tree_hash
+    from ._serialise import structural_hash, tree_hash
 
-    return tree_hash(obj)
+    try:
+        return tree_hash(obj)
+    except TypeError:
+        return "structural:" + structural_hash(obj)
 
 
 def make_provenance(

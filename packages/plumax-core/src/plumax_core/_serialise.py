@@ -254,6 +254,30 @@ def tree_hash(tree: Any) -> str:
     return hashlib.sha256(serialise(tree)).hexdigest()
 
 
+def structural_hash(tree: Any) -> str:
+    """A fingerprint of a pytree that needs no pickling (for provenance only).
+
+    Hashes the pytree structure (``str`` of the treedef: class names and static
+    fields) and every leaf (array dtype, shape and bytes; other leaves by ``repr``).
+    Works for objects `serialise` refuses (a model class defined inside a function,
+    a lambda in a static field), but unlike `tree_hash` it is not guaranteed to be
+    stable across processes (reprs may contain memory addresses) and cannot be
+    loaded back: never use it to address artifacts.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    digest = hashlib.sha256(str(treedef).encode())
+    for leaf in leaves:
+        if isinstance(leaf, jax.core.Tracer):
+            raise TypeError("cannot fingerprint a traced value; call outside jit")
+        if isinstance(leaf, (np.ndarray, jax.Array)) and not _is_key_array(leaf):
+            arr = np.ascontiguousarray(np.asarray(leaf))
+            digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+            digest.update(arr.tobytes())
+        else:
+            digest.update(repr(leaf).encode())
+    return digest.hexdigest()
+
+
 def _fail(msg: str) -> SerialisationError:
     return SerialisationError(f"invalid serialised pytree: {msg}")
 

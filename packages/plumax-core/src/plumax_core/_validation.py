@@ -11,7 +11,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
+from jaxtyping import Array
 
 
 def is_concrete(x: Any) -> bool:
@@ -81,3 +83,72 @@ def check_ndim(name: str, x: Any, ndim: int | tuple[int, ...]) -> None:
     allowed = (ndim,) if isinstance(ndim, int) else ndim
     if jnp.ndim(x) not in allowed:
         raise ValueError(f"`{name}` must have ndim in {allowed}, got shape {jnp.shape(x)}")
+
+
+def as_finite_float_array(x: Any, name: str, ndim: int | None = None) -> Array:
+    """`x` as a floating JAX array; `ValueError` naming `name` for bad rank or NaN/inf."""
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as err:
+        raise ValueError(f"`{name}` must be array-like, got {type(x).__name__}.") from err
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"`{name}` must have {ndim} dimension(s), got shape {arr.shape}.")
+    # Host-side check: no compilation for each new shape.
+    if not np.isfinite(np.asarray(arr)).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return arr
+
+
+def check_probability(value: float, name: str) -> float:
+    """`value` as a float strictly inside (0, 1)."""
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"`{name}` must lie in the open interval (0, 1), got {value}.")
+    return value
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """`value` as a Python int >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"`{name}` must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_square_operator(operator: object, name: str) -> int:
+    """Check that `operator` is a square lineax operator on flat 1-D vectors.
+
+    **Arguments:**
+
+    - `operator`: the object to check.
+    - `name`: the argument name used in error messages.
+
+    **Returns:**
+
+    The size `n` of the operator (it maps shape `(n,)` to shape `(n,)`).
+
+    **Raises:**
+
+    - `TypeError` if `operator` is not an `lx.AbstractLinearOperator`.
+    - `ValueError` if it does not act on 1-D arrays, or is not square.
+    """
+    if not isinstance(operator, lx.AbstractLinearOperator):
+        raise TypeError(
+            f"`{name}` must be a lineax.AbstractLinearOperator, got {type(operator).__name__}. "
+            "Wrap a matrix as `lineax.MatrixLinearOperator(matrix)`."
+        )
+    in_struct = operator.in_structure()
+    out_struct = operator.out_structure()
+    for label, struct in (("input", in_struct), ("output", out_struct)):
+        if not isinstance(struct, jax.ShapeDtypeStruct) or len(struct.shape) != 1:
+            raise ValueError(
+                f"`{name}` must act on flat 1-D vectors; its {label} structure is {struct}."
+            )
+    if in_struct.shape != out_struct.shape:
+        raise ValueError(
+            f"`{name}` must be square; it maps shape {in_struct.shape} to {out_struct.shape}."
+        )
+    return in_struct.shape[0]

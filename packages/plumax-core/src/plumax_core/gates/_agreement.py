@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import as_float_array
+from .._validation import as_finite_float_array
 from ._result import GateResult
 
 __all__ = ["posterior_agreement"]
@@ -33,13 +34,18 @@ def _mean_std(post: Any, name: str):
             f"`{name}` must be a posterior (attribute `.mean`, method `.std()`) or a "
             f"(mean, std) tuple, got {type(post).__name__}."
         )
-    mean = as_float_array(mean, f"{name} mean").reshape(-1)
-    std = as_float_array(std, f"{name} std").reshape(-1)
+    mean = as_finite_float_array(mean, f"{name} mean").reshape(-1)
+    std = as_finite_float_array(std, f"{name} std").reshape(-1)
     if mean.shape != std.shape:
         raise ValueError(f"`{name}`: mean has {mean.size} elements but std has {std.size}.")
     if not (np.asarray(std) > 0).all():
         raise ValueError(f"`{name} std` must be strictly positive.")
     return mean, std
+
+
+@jax.jit
+def _z_and_ratio(mu_c, sd_c, mu_o, sd_o):
+    return jnp.abs(mu_c - mu_o) / sd_o, jnp.maximum(sd_c / sd_o, sd_o / sd_c)
 
 
 def posterior_agreement(
@@ -98,8 +104,7 @@ def posterior_agreement(
         raise ValueError(
             f"`candidate` has {mu_c.size} parameters but `oracle` has {mu_o.size} (d mismatch)."
         )
-    z = np.asarray(jnp.abs(mu_c - mu_o) / sd_o, dtype=np.float64)
-    r = np.asarray(jnp.maximum(sd_c / sd_o, sd_o / sd_c), dtype=np.float64)
+    z, r = (np.asarray(x, dtype=np.float64) for x in _z_and_ratio(mu_c, sd_c, mu_o, sd_o))
     z_bad = z > max_z
     r_bad = r > max_cv_ratio
     passed = not bool(np.any(z_bad) or np.any(r_bad))

@@ -12,7 +12,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ._checks import check_positive_int
+from .._validation import check_positive_int
 from ._result import GateResult
 
 __all__ = ["dot_product_test"]
@@ -42,11 +42,13 @@ def _structure(example: Any, name: str):
     return _tree.tree_map(leaf, example)
 
 
-def _random_like(key: PRNGKeyArray, structure):
+def _random_like(key: PRNGKeyArray, structure, n: int):
+    """Standard-normal pytree like `structure`, with a leading axis of length `n`."""
     leaves, treedef = _tree.tree_flatten(structure)
     keys = jr.split(key, max(len(leaves), 1))
     return _tree.tree_unflatten(
-        treedef, [jr.normal(k, s.shape, s.dtype) for k, s in zip(keys, leaves, strict=False)]
+        treedef,
+        [jr.normal(k, (n, *s.shape), s.dtype) for k, s in zip(keys, leaves, strict=False)],
     )
 
 
@@ -60,13 +62,22 @@ def _norm(a):
 
 
 @eqx.filter_jit
-def _inner_products(jvp_fn, vjp_fn, u, w, unwrap: bool):
-    """``<J u, w>``, ``<u, J^T w>`` and the four norms, in one compiled call."""
-    ju = jvp_fn(u)
-    jtw = vjp_fn(w)
-    if unwrap:
-        jtw = jtw[0]
-    return _vdot(ju, w), _vdot(u, jtw), _norm(ju), _norm(w), _norm(u), _norm(jtw)
+def _inner_products(jvp_fn, vjp_fn, us, ws, unwrap: bool):
+    """Per probe ``<J u, w>``, ``<u, J^T w>`` and the four norms, in one compiled call.
+
+    `us`, `ws` carry a leading probe axis; `jax.lax.map` applies the functions one probe
+    at a time (no `vmap` requirement on them).
+    """
+
+    def one(uw):
+        u, w = uw
+        ju = jvp_fn(u)
+        jtw = vjp_fn(w)
+        if unwrap:
+            jtw = jtw[0]
+        return jnp.stack([_vdot(ju, w), _vdot(u, jtw), _norm(ju), _norm(w), _norm(u), _norm(jtw)])
+
+    return jax.lax.map(one, (us, ws))
 
 
 def _check_like(value, structure, name: str, what: str):
@@ -159,14 +170,13 @@ def dot_product_test(
         + _tree.tree_leaves(ju_struct)
         + _tree.tree_leaves(jtw_struct)
     )
+    k_u, k_w = jr.split(key)
+    # Probes drawn eagerly: the sampler's compilation is then shared by all calls.
+    us = _random_like(k_u, s_in, n_probes)
+    ws = _random_like(k_w, s_out, n_probes)
+    rows = np.asarray(_inner_products(jvp_fn, vjp_fn, us, ws, unwrap), dtype=np.float64)
     mismatches, lhs_all, rhs_all = [], [], []
-    for k in jr.split(key, n_probes):
-        k_u, k_w = jr.split(k)
-        u = _random_like(k_u, s_in)
-        w = _random_like(k_w, s_out)
-        lhs, rhs, norm_ju, norm_w, norm_u, norm_jtw = (
-            float(x) for x in _inner_products(jvp_fn, vjp_fn, u, w, unwrap)
-        )
+    for lhs, rhs, norm_ju, norm_w, norm_u, norm_jtw in rows.tolist():
         scale = max(norm_ju * norm_w, norm_u * norm_jtw)
         if not np.isfinite([lhs, rhs, scale]).all():
             mismatch = float("inf")

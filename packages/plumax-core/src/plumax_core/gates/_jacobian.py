@@ -11,10 +11,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray
 
-from ._checks import check_positive_int
+from .._validation import check_positive_int
 from ._result import GateResult
 
 __all__ = ["jacobian_probe_error"]
@@ -31,41 +30,59 @@ class _FlatMap(NamedTuple):
     dtype: Any
 
 
-def _zeros_like_structure(structure):
-    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), structure)
+def _as_struct(x):
+    """`jax.ShapeDtypeStruct` of an array-like or struct leaf."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        x = np.asarray(x)
+    return jax.ShapeDtypeStruct(tuple(x.shape), x.dtype)
 
 
-def _zeros_like(x):
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return jnp.zeros(x.shape, x.dtype)
-    return jnp.zeros_like(jnp.asarray(x))
+def _flat_spec(structure):
+    """Size, dtype and ``unravel: (n,) -> pytree`` for a pytree of `ShapeDtypeStruct`s.
+
+    Works from shapes alone, so no array is created (or computation compiled) outside jit.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(structure)
+    sizes = [int(np.prod(leaf.shape, dtype=np.int64)) for leaf in leaves]
+    offsets = np.cumsum([0, *sizes])
+    dtype = jnp.result_type(*[leaf.dtype for leaf in leaves]) if leaves else jnp.float32
+
+    def unravel(v):
+        parts = [
+            v[int(offsets[i]) : int(offsets[i + 1])].reshape(leaf.shape).astype(leaf.dtype)
+            for i, leaf in enumerate(leaves)
+        ]
+        return jax.tree_util.tree_unflatten(treedef, parts)
+
+    return int(offsets[-1]), dtype, unravel
+
+
+def _ravel(tree):
+    leaves = jax.tree_util.tree_leaves(tree)
+    dtype = jnp.result_type(*[x.dtype for x in leaves])
+    return jnp.concatenate([jnp.ravel(x).astype(dtype) for x in leaves])
 
 
 def _flatten_fn(fn, unravel_in):
     """Wrap ``fn`` (pytree -> pytree) as a flat-vector map."""
 
     def flat(v):
-        return ravel_pytree(fn(unravel_in(v)))[0]
+        return _ravel(fn(unravel_in(v)))
 
     return flat
 
 
-def _from_lineax(op: lx.AbstractLinearOperator, name: str) -> _FlatMap:
-    x0 = _zeros_like_structure(op.in_structure())
-    flat_x0, unravel_in = ravel_pytree(x0)
+def _from_lineax(op: lx.AbstractLinearOperator) -> _FlatMap:
+    n_in, dtype, unravel_in = _flat_spec(op.in_structure())
     mv = _flatten_fn(op.mv, unravel_in)
-    rmv = None
     try:
-        op_t = op.transpose()
-        y0 = _zeros_like_structure(op.out_structure())
-        _, unravel_out = ravel_pytree(y0)
-        rmv_candidate = _flatten_fn(op_t.mv, unravel_out)
+        n_out, out_dtype, unravel_out = _flat_spec(op.out_structure())
+        rmv = _flatten_fn(op.transpose().mv, unravel_out)
         # Transposes can be lazy and fail only when applied; try one before relying on it.
-        jax.eval_shape(rmv_candidate, ravel_pytree(y0)[0])
-        rmv = rmv_candidate
+        jax.eval_shape(rmv, jax.ShapeDtypeStruct((n_out,), out_dtype))
     except Exception:  # no usable transpose: fall back to probing only
         rmv = None
-    return _FlatMap(mv, rmv, int(flat_x0.size), flat_x0.dtype)
+    return _FlatMap(mv, rmv, n_in, dtype)
 
 
 def _from_dense(mat: Array, name: str) -> _FlatMap:
@@ -74,21 +91,23 @@ def _from_dense(mat: Array, name: str) -> _FlatMap:
     return _FlatMap(lambda v: mat @ v, lambda w: mat.T @ w, int(mat.shape[1]), mat.dtype)
 
 
-def _from_callable(fn: Callable, name: str, in_example) -> _FlatMap:
-    flat_x0, unravel_in = ravel_pytree(in_example)
-    return _FlatMap(_flatten_fn(fn, unravel_in), None, int(flat_x0.size), flat_x0.dtype)
+def _from_callable(fn: Callable, in_struct) -> _FlatMap:
+    n_in, dtype, unravel_in = _flat_spec(in_struct)
+    return _FlatMap(_flatten_fn(fn, unravel_in), None, n_in, dtype)
 
 
-def _as_flat_map(op: Any, name: str, in_example) -> _FlatMap | None:
-    """Normalise `op`; returns None for a callable when no input example is known yet."""
+def _as_flat_map(op: Any, name: str, in_struct) -> _FlatMap | None:
+    """Normalise `op`; returns None for a callable when no input structure is known yet."""
     if isinstance(op, lx.AbstractLinearOperator):
-        return _from_lineax(op, name)
-    if isinstance(op, jax.Array | np.ndarray):
+        return _from_lineax(op)
+    if isinstance(op, jax.Array | np.ndarray) or (
+        hasattr(op, "shape") and hasattr(op, "dtype") and not callable(op)
+    ):
         return _from_dense(jnp.asarray(op), name)
     if callable(op):
-        if in_example is None:
+        if in_struct is None:
             return None
-        return _from_callable(op, name, in_example)
+        return _from_callable(op, in_struct)
     raise ValueError(
         f"`{name}` must be a lineax operator, a callable v -> J v or a dense 2-D array, "
         f"got {type(op).__name__}."
@@ -110,28 +129,27 @@ def _top_singular_value(batched_mv, batched_rmv, v0: Array, n_iter: int) -> Arra
     ``M^T M Q`` (Halko, Martinsson & Tropp 2011, Alg. 4.4), which converges to the
     dominant right singular subspace.
     """
-    v = v0
-    if batched_rmv is not None:
-        for _ in range(n_iter):
-            v = batched_rmv(batched_mv(_orth_rows(v)))
-    y = batched_mv(_orth_rows(v))
+    q = _orth_rows(v0)
+    if batched_rmv is not None and n_iter > 0:
+        q = jax.lax.fori_loop(0, n_iter, lambda _, q: _orth_rows(batched_rmv(batched_mv(q))), q)
+    y = batched_mv(q)
     return jnp.linalg.svd(y, compute_uv=False)[0]
 
 
-def _resolve(op_a, op_b, in_example) -> tuple[_FlatMap, _FlatMap]:
+def _resolve(op_a, op_b, in_struct) -> tuple[_FlatMap, _FlatMap]:
     """Both operators as flat maps with the same input size (`ValueError` otherwise)."""
-    map_a = _as_flat_map(op_a, "op_a", in_example)
-    map_b = _as_flat_map(op_b, "op_b", in_example)
+    map_a = _as_flat_map(op_a, "op_a", in_struct)
+    map_b = _as_flat_map(op_b, "op_b", in_struct)
     if map_a is None and map_b is None:
         raise ValueError("`in_example` is required when `op_a` and `op_b` are both callables.")
     if map_a is None or map_b is None:
         # One callable, one structured operator: take the input shape from the latter.
         known = map_b if map_a is None else map_a
-        example = jnp.zeros((known.n_in,), known.dtype)
+        struct = jax.ShapeDtypeStruct((known.n_in,), known.dtype)
         if map_a is None:
-            map_a = _from_callable(op_a, "op_a", example)
+            map_a = _from_callable(op_a, struct)
         else:
-            map_b = _from_callable(op_b, "op_b", example)
+            map_b = _from_callable(op_b, struct)
     if map_a.n_in != map_b.n_in:
         raise ValueError(
             f"`op_a` takes {map_a.n_in} inputs but `op_b` takes {map_b.n_in} (shape mismatch)."
@@ -147,9 +165,9 @@ def _probe_dtype(map_a: _FlatMap, map_b: _FlatMap):
 
 
 @eqx.filter_jit
-def _estimate(op_a, op_b, in_example, v0, n_power_iter: int):
+def _estimate(op_a, op_b, in_struct, v0, n_power_iter: int):
     """Frobenius probe sums and both spectral-norm estimates, in one compiled call."""
-    map_a, map_b = _resolve(op_a, op_b, in_example)
+    map_a, map_b = _resolve(op_a, op_b, in_struct)
 
     def diff_mv(v):
         return map_a.mv(v) - map_b.mv(v)
@@ -226,13 +244,12 @@ def jacobian_probe_error(
     tol = float(tol)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"`tol` must be finite and > 0, got {tol}.")
-    if in_example is not None:
-        in_example = jax.tree_util.tree_map(_zeros_like, in_example)
+    in_struct = None if in_example is None else jax.tree_util.tree_map(_as_struct, in_example)
     for op, name in ((op_a, "op_a"), (op_b, "op_b")):
         if isinstance(op, jax.Array | np.ndarray) and not np.all(np.isfinite(np.asarray(op))):
             raise ValueError(f"`{name}` contains NaN or infinite values.")
     # Resolve eagerly once to validate (shapes only, nothing is compiled) ...
-    map_a, map_b = _resolve(op_a, op_b, in_example)
+    map_a, map_b = _resolve(op_a, op_b, in_struct)
     dtype = _probe_dtype(map_a, map_b)
     n = map_a.n_in
     probe = jax.ShapeDtypeStruct((n,), dtype)
@@ -245,9 +262,10 @@ def jacobian_probe_error(
         )
     # ... then estimate in one compiled call (operators are pytree arguments, so the
     # compilation is reused across calls with operators of the same type and shapes).
+    # Probes drawn eagerly: the sampler's compilation is then shared by all calls.
     v0 = jr.normal(key, (n_probes, n), dtype)
     frob_num, frob_den, norm_diff, norm_b = (
-        float(x) for x in _estimate(op_a, op_b, in_example, v0, n_power_iter)
+        float(x) for x in _estimate(op_a, op_b, in_struct, v0, n_power_iter)
     )
     has_diff_t = map_a.rmv is not None and map_b.rmv is not None
     statistic = _safe_ratio(norm_diff, norm_b)

@@ -19,7 +19,7 @@ import numpy as np
 from jax.scipy.special import gammaincc
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from ._checks import as_float_array, check_positive_int, check_probability
+from .._validation import as_finite_float_array, check_positive_int, check_probability
 from ._result import GateResult
 
 __all__ = ["chi2_sf", "sbc_ranks", "sbc_uniformity"]
@@ -34,7 +34,13 @@ def chi2_sf(x: Float[ArrayLike, "*shape"], dof: float) -> Float[Array, "*shape"]
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
-    return gammaincc(jnp.asarray(dof / 2, x.dtype), x / 2)
+    return _chi2_sf(x, jnp.asarray(dof, x.dtype))
+
+
+@jax.jit
+def _chi2_sf(x, dof):
+    # `dof` is traced, so one compilation serves every number of bins.
+    return gammaincc(dof / 2, x / 2)
 
 
 def sbc_ranks(
@@ -68,8 +74,8 @@ def sbc_ranks(
         ValueError: for wrong ranks/shapes, ``L < 1``, mismatched ``n_sims`` or ``d``,
             or NaN/inf inputs.
     """
-    theta = as_float_array(theta_true, "theta_true", ndim=2)
-    samples = as_float_array(posterior_samples, "posterior_samples", ndim=3)
+    theta = as_finite_float_array(theta_true, "theta_true", ndim=2)
+    samples = as_finite_float_array(posterior_samples, "posterior_samples", ndim=3)
     if samples.shape[1] < 1:
         raise ValueError("`posterior_samples` must hold L >= 1 draws per simulation (axis 1).")
     if samples.shape[0] != theta.shape[0]:
@@ -109,7 +115,7 @@ def _bin_widths(n_bins: int, n_rank_values: int) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("n_bins", "n_rank_values"))
 def _chi2_counts(ranks, n_bins: int, n_rank_values: int):
-    """Per-parameter bin counts, Pearson χ² and p-values for ranks ``(n, d)``."""
+    """Per-parameter bin counts ``(B, d)`` and Pearson χ² ``(d,)`` for ranks ``(n, d)``."""
     n = ranks.shape[0]
     bins = (ranks.astype(jnp.int32) * n_bins) // n_rank_values
     counts = jax.vmap(lambda b: jnp.bincount(b, length=n_bins), in_axes=1, out_axes=1)(bins)
@@ -117,7 +123,7 @@ def _chi2_counts(ranks, n_bins: int, n_rank_values: int):
     dtype = jnp.result_type(float)
     expected = n * widths.astype(dtype) / n_rank_values
     stat = jnp.sum((counts - expected[:, None]) ** 2 / expected[:, None], axis=0)
-    return counts, stat, chi2_sf(stat, n_bins - 1)
+    return counts, stat
 
 
 def _check_ranks(ranks, n_posterior_samples: int) -> np.ndarray:
@@ -143,7 +149,8 @@ def _check_ranks(ranks, n_posterior_samples: int) -> np.ndarray:
 
 def _test(ranks: np.ndarray, n_bins: int | None, n_rank_values: int) -> dict:
     b = _default_n_bins(ranks.shape[0], n_rank_values) if n_bins is None else n_bins
-    counts, stat, p = _chi2_counts(ranks, n_bins=b, n_rank_values=n_rank_values)
+    counts, stat = _chi2_counts(ranks, n_bins=b, n_rank_values=n_rank_values)
+    p = chi2_sf(stat, b - 1)
     return {
         "n_sims": int(ranks.shape[0]),
         "n_bins": b,

@@ -20,7 +20,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import ArrayLike, Float, PRNGKeyArray
 
-from ._checks import as_float_array, check_positive_int
+from .._validation import as_finite_float_array, check_positive_int
 from ._result import GateResult
 
 __all__ = ["tarp_coverage"]
@@ -118,8 +118,8 @@ def tarp_coverage(
         ValueError: for mismatched shapes, ``L < 1``, fewer than 2 simulations, NaN/inf
             inputs or invalid settings.
     """
-    samples = as_float_array(posterior_samples, "posterior_samples", ndim=3)
-    theta = as_float_array(theta_true, "theta_true", ndim=2)
+    samples = as_finite_float_array(posterior_samples, "posterior_samples", ndim=3)
+    theta = as_finite_float_array(theta_true, "theta_true", ndim=2)
     n_alphas = check_positive_int(n_alphas, "n_alphas", minimum=2)
     n_sims, n_draws, d = samples.shape
     if n_draws < 1:
@@ -145,7 +145,7 @@ def tarp_coverage(
     dtype = jnp.result_type(samples.dtype, theta.dtype)
     refs = None
     if references is not None:
-        refs = as_float_array(references, "references").astype(dtype)
+        refs = as_finite_float_array(references, "references").astype(dtype)
         if refs.shape == (d,):
             refs = jnp.broadcast_to(refs, (n_sims, d))
         elif refs.shape != (n_sims, d):

@@ -11,7 +11,7 @@ import lineax as lx
 import numpy as np
 from jaxtyping import Array, Inexact
 
-from ._checks import check_square_operator
+from .._validation import check_square_operator
 from ._functions import _cholesky, _logdet, _solve
 from ._inverse import _inverse
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Float, Inexact
 
-from ._checks import check_square_operator
+from .._validation import check_square_operator
 
 #
 # Public entry points.

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Inexact
 
-from ._checks import check_square_operator
+from .._validation import check_square_operator
 from ._functions import _cholesky, _logdet, _solve
 from ._inverse import _inverse
 

@@ -11,7 +11,7 @@ import jax.scipy as jsp
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Inexact
 
-from ._checks import check_square_operator
+from .._validation import check_square_operator
 from ._functions import _chol_logdet, _logdet, _solve, solve_columns
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import lineax as lx
 from jaxtyping import Array, PyTree
 
-from ._checks import check_square_operator
+from .._validation import check_square_operator
 from ._functions import _solve
 
 
