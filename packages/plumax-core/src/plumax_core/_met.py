@@ -261,9 +261,10 @@ class MetField(eqx.Module):
                 stability = stability_index(stability)
             else:
                 stability = r4(jnp.asarray([stability_index(s) for s in stability]))
-        if pblh is not None and jnp.ndim(pblh) == 1:
-            pblh = r4(as_float_array("pblh", pblh))
-        return cls(r4(u), r4(v), time=time, stability_class=stability, pblh=pblh, **kwargs)
+        if pblh is not None:
+            pblh = as_float_array("pblh", pblh)
+            kwargs["pblh"] = r4(pblh) if pblh.ndim == 1 else pblh
+        return cls(r4(u), r4(v), time=time, stability_class=stability, **kwargs)
 
     # -- derived -----------------------------------------------------------------
 
@@ -307,7 +308,7 @@ class MetField(eqx.Module):
         if nt == 1 or not varies:
             return eqx.tree_at(lambda m: m.time, self, jnp.reshape(t, (1,)))
         t0, t1 = self.time[0], self.time[-1]
-        if is_concrete(t):
+        if is_concrete(t) and is_concrete(self.time):
             if not (float(t0) <= float(t) <= float(t1)):
                 raise ValueError(
                     f"`t`={float(t)} s is outside the met time range [{float(t0)}, {float(t1)}]"

@@ -93,6 +93,7 @@ def check_forward_model(
     def scalar(p):
         return jnp.sum(jnp.where(first.valid(), model(p, met).values, 0.0))
 
+    # gradients are taken in the default float dtype (float32 unless x64 is enabled)
     g = jax.grad(scalar)({k: jnp.asarray(v, dtype=float) for k, v in singles[0].items()})
     for name in names:
         assert bool(jnp.all(jnp.isfinite(g[name]))), f"gradient w.r.t. {name!r} is not finite"

@@ -1,5 +1,49 @@
-"""plumax-transport (in development)."""
+"""Atmospheric transport forward models for methane (Tier I: Gaussian plume and puff).
+
+Public API:
+
+* :class:`GaussianPlume`, :class:`GaussianPuff` — forward models
+  (``plumax_core.AbstractForwardModel``).
+* Geometries: :class:`PointReceptors`, :class:`ColumnImage`, :class:`ColumnAverage`.
+* :class:`BriggsPlumeRise`, :func:`sigma_y`, :func:`sigma_z`, :func:`pasquill_class`,
+  :func:`pasquill_class_from_obukhov`, :func:`vertical_density`,
+  :func:`vertical_fraction`, :func:`reflection_error_bound`.
+"""
 
 import importlib.metadata
+
+from ._common import MIN_WIND_SPEED as MIN_WIND_SPEED, WIND_EXPONENTS as WIND_EXPONENTS
+from ._dispersion import TERRAINS as TERRAINS, sigma_y as sigma_y, sigma_z as sigma_z
+from ._geometry import (
+    M_AIR as M_AIR,
+    M_CH4 as M_CH4,
+    AbstractGeometry as AbstractGeometry,
+    AbstractGridGeometry as AbstractGridGeometry,
+    ColumnAverage as ColumnAverage,
+    ColumnImage as ColumnImage,
+    PointReceptors as PointReceptors,
+    air_molar_density as air_molar_density,
+)
+from ._plume import PLUME_PARAM_SPEC as PLUME_PARAM_SPEC, GaussianPlume as GaussianPlume
+from ._plume_rise import (
+    BriggsPlumeRise as BriggsPlumeRise,
+    buoyancy_flux as buoyancy_flux,
+    momentum_flux as momentum_flux,
+)
+from ._puff import (
+    GaussianPuff as GaussianPuff,
+    OUMeander as OUMeander,
+    puff_intervals as puff_intervals,
+)
+from ._reflection import (
+    reflection_error_bound as reflection_error_bound,
+    vertical_density as vertical_density,
+    vertical_fraction as vertical_fraction,
+)
+from ._stability import (
+    GOLDER_COEFFICIENTS as GOLDER_COEFFICIENTS,
+    pasquill_class as pasquill_class,
+    pasquill_class_from_obukhov as pasquill_class_from_obukhov,
+)
 
 __version__ = importlib.metadata.version("plumax-transport")

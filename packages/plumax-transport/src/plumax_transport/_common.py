@@ -1,0 +1,138 @@
+"""Checks and met extraction shared by the Tier I models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from plumax_core import MetField, ParamSpec
+
+from ._stability import pasquill_class_from_obukhov
+
+#: Default minimum wind speed, m/s. In light winds the Gaussian models' neglect of
+#: along-wind diffusion fails (Turner 1970; Hanna, Briggs & Hosker 1982, ch. 4) and the
+#: measured wind direction is unreliable (cup and vane starting thresholds are about
+#: 0.5 m/s: US EPA 2000, *Meteorological Monitoring Guidance*, EPA-454/R-99-005, §5).
+#: A slower (or zero, or negative) wind raises; it is never clipped.
+MIN_WIND_SPEED = 0.5
+
+#: Irwin (1979) power-law wind-profile exponents by class A-F (as used in US EPA ISC3).
+WIND_EXPONENTS = {
+    "rural": (0.07, 0.07, 0.10, 0.15, 0.35, 0.55),
+    "urban": (0.15, 0.15, 0.20, 0.25, 0.30, 0.30),
+}
+
+
+def is_concrete(*xs) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+def guard(x: Array, bad, msg: str) -> Array:
+    """Raise ``ValueError(msg)`` now if ``bad`` is concretely true, else ``eqx.error_if``."""
+    if is_concrete(bad):
+        if bool(np.any(np.asarray(bad))):
+            raise ValueError(msg)
+        return x
+    return eqx.error_if(x, jnp.any(bad), msg)
+
+
+def check_params(spec: ParamSpec, params: Mapping[str, Array]) -> dict[str, Array]:
+    """Validate names/shapes; NaN or out-of-support values raise (eagerly or in jit)."""
+    spec.validate(params)
+    out = {k: jnp.asarray(params[k]) for k in spec.names}
+    out = {
+        k: (v if jnp.issubdtype(v.dtype, jnp.floating) else v.astype(float)) for k, v in out.items()
+    }
+    if is_concrete(out):
+        spec.check_in_support(out)
+        return out
+    ok = spec.in_support(out)
+    first = spec.names[0]
+    out[first] = eqx.error_if(
+        out[first], ~jnp.all(ok), "params contain NaN or a value outside the param_spec support"
+    )
+    return out
+
+
+def one(name: str, val) -> Array:
+    """A met field that must be a single value (steady, uniform) as a 0-d array."""
+    arr = jnp.asarray(val)
+    if arr.size != 1:
+        raise ValueError(
+            f"`met.{name}` must be steady and uniform (one value) for this model, got shape "
+            f"{arr.shape}; use met.at(t) or GaussianPuff for time-varying met"
+        )
+    return arr.reshape(())
+
+
+def stability_of(met: MetField, at=lambda a: a) -> Array:
+    """Class index 0-5 from ``met.stability_class`` or, failing that, the Obukhov length."""
+    if met.stability_class is not None:
+        sc = one("stability_class", at(met.stability_class)).astype(jnp.int32)
+        return guard(sc, (sc < 0) | (sc > 5), "`met.stability_class` must be in 0-5 (A-F)")
+    if met.obukhov_length is not None:
+        return pasquill_class_from_obukhov(
+            one("obukhov_length", at(met.obukhov_length)), one("z0", at(met.z0))
+        )
+    raise ValueError(
+        "`met` has neither `stability_class` nor `obukhov_length`: the Pasquill class "
+        "is needed for the dispersion curves"
+    )
+
+
+def check_speed(speed: Array, floor: float, where: str = "wind speed") -> Array:
+    bad = ~(speed >= floor)
+    return guard(
+        speed,
+        bad,
+        f"{where} must be >= {floor} m/s (the Gaussian models' documented minimum; "
+        "zero, negative and calm winds are outside their validity)",
+    )
+
+
+def profile_speed(speed, height, stability, terrain: str, reference_height: float | None):
+    """Power-law wind at ``max(height, z_ref)`` (Irwin 1979), or ``speed`` if disabled."""
+    if reference_height is None:
+        return speed
+    p = jnp.asarray(WIND_EXPONENTS[terrain], dtype=speed.dtype)[stability]
+    zr = jnp.asarray(reference_height, dtype=speed.dtype)
+    return speed * (jnp.maximum(height, zr) / zr) ** p
+
+
+class Checks:
+    """Collects input checks inside a jitted core.
+
+    With ``inside=True`` (the caller is itself being traced) each check is an
+    ``equinox.error_if``; otherwise the flags are returned as ``{message: bool}`` and
+    :meth:`raise_flags` turns a true one into a ``ValueError`` after the jitted call.
+    """
+
+    def __init__(self, inside: bool):
+        self.inside = inside
+        self.flags: dict[str, Array] = {}
+
+    def __call__(self, x: Array, bad, msg: str) -> Array:
+        if self.inside:
+            return eqx.error_if(x, jnp.any(bad), msg)
+        prev = self.flags.get(msg)
+        flag = jnp.any(bad)
+        self.flags[msg] = flag if prev is None else prev | flag
+        return x
+
+    @staticmethod
+    def raise_flags(flags: dict[str, Array]) -> None:
+        for msg, flag in flags.items():
+            if bool(flag):
+                raise ValueError(msg)
+
+
+def speed_message(floor: float) -> str:
+    return (
+        f"`met` wind speed must be >= {floor} m/s (the Gaussian models' documented minimum; "
+        "zero, negative and calm winds are outside their validity)"
+    )

@@ -1,0 +1,186 @@
+r"""The steady-state Gaussian plume (Tier I).
+
+For a source of strength Q (kg/s) at ``(x0, y0)`` and effective height ``H_e = H + Δh``,
+in a wind of speed u blowing *from* meteorological direction d, receptor coordinates are
+rotated into the wind frame (x' downwind, y' crosswind, positive to the left):
+
+.. math::
+
+   x' = \frac{(X - x_0) u_x + (Y - y_0) u_y}{u}, \qquad
+   y' = \frac{-(X - x_0) u_y + (Y - y_0) u_x}{u},
+
+with ``(u_x, u_y) = (-u sin d, -u cos d)``. The concentration (kg/m³) is
+
+.. math::
+
+   c = \frac{Q}{u}\; \frac{e^{-y'^2/2\sigma_y^2}}{\sqrt{2\pi}\,\sigma_y}\; V(z; H_e, \sigma_z, L)
+
+for ``x' > 0`` and 0 upwind, where ``σy(x'), σz(x')`` are the Briggs (1973) curves
+(:mod:`~plumax_transport._dispersion`) and V the ground- and lid-reflected vertical
+density (:mod:`~plumax_transport._reflection`). The total column is
+``Q e^{-y'^2/2σy²} / (sqrt(2π) u σy)`` exactly (V integrates to one); far downwind
+(σz ≫ L) the point concentration tends to the well-mixed ``Q e^{-y'^2/2σy²}/(sqrt(2π) u σy L)``.
+
+u is the wind at the release height from the Irwin (1979) power law
+``u(z) = u_ref (max(z, z_ref)/z_ref)^p`` with the ISC3 exponents (``reference_height=None``
+uses the met wind as is). Upwind receptors (``x' <= 0``) get exactly 0 with finite
+gradients (the formula is evaluated at a safe x' and masked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from plumax_core import AbstractForwardModel, MetField, Observations, Param, ParamSpec
+
+from ._common import (
+    MIN_WIND_SPEED,
+    Checks,
+    check_params,
+    is_concrete,
+    one,
+    profile_speed,
+    speed_message,
+    stability_of,
+)
+from ._dispersion import check_terrain, sigma_y, sigma_z
+from ._geometry import AbstractGeometry
+from ._plume_rise import BriggsPlumeRise
+from ._reflection import METHODS
+
+_SQRT2PI = 2.5066282746310002
+
+#: Parameters of the Tier I plume.
+PLUME_PARAM_SPEC = ParamSpec(
+    (
+        Param("Q", units="kg/s", lower=0.0, log=True, description="emission rate"),
+        Param("x0", units="m", description="source easting"),
+        Param("y0", units="m", description="source northing"),
+        Param("H", units="m", lower=0.0, description="release height above ground"),
+    )
+)
+
+
+def wind_frame(X, Y, x0, y0, ux, uy, speed):
+    """Downwind ``x'`` and crosswind ``y'`` (m) of receptors ``(X, Y)`` from ``(x0, y0)``."""
+    dx, dy = X - x0, Y - y0
+    ex, ey = ux / speed, uy / speed
+    return dx * ex + dy * ey, -dx * ey + dy * ex
+
+
+class GaussianPlume(AbstractForwardModel):
+    """Steady Gaussian plume with ground and boundary-layer-lid reflection.
+
+    Params (``param_spec``): ``Q`` emission rate kg/s (> 0, log-transformed), ``x0``,
+    ``y0`` source position m, ``H`` release height m (>= 0).
+
+    Met (steady, uniform): wind ``u, v`` (m/s, at ``reference_height``), stability class
+    (or Obukhov length + z0), ``pblh`` (m, the lid), ``temperature`` (K) and ``pressure``
+    (Pa) for unit conversion and plume rise.
+
+    Attributes:
+        geometry: where the plume is sampled and in what units
+            (:class:`PointReceptors`, :class:`ColumnImage`, :class:`ColumnAverage`).
+        terrain: ``"rural"`` (open country) or ``"urban"`` dispersion curves.
+        lid: reflect at the boundary-layer top ``met.pblh``; False = ground only.
+        n_images: image pairs kept on each side of the layer (see ``_reflection``).
+        method: ``"hybrid"`` (images, then Fourier modes when σz/L >= 0.7) or ``"images"``.
+        plume_rise: Briggs vent properties, or None (a cold, passive release: no rise).
+        reference_height: height (m) of the met wind for the power-law profile; None
+            disables the profile (the met wind is used at every height).
+        min_wind_speed: documented floor, m/s; slower winds raise.
+        check_upwind: raise when every receptor is upwind of the source.
+    """
+
+    geometry: AbstractGeometry
+    plume_rise: BriggsPlumeRise | None = None
+    terrain: str = eqx.field(static=True, default="rural")
+    lid: bool = eqx.field(static=True, default=True)
+    n_images: int = eqx.field(static=True, default=3)
+    method: str = eqx.field(static=True, default="hybrid")
+    reference_height: float | None = eqx.field(static=True, default=10.0)
+    min_wind_speed: float = eqx.field(static=True, default=MIN_WIND_SPEED)
+    check_upwind: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        if not isinstance(self.geometry, AbstractGeometry):
+            raise TypeError(
+                f"`geometry` must be a PointReceptors/ColumnImage/ColumnAverage, got "
+                f"{type(self.geometry).__name__}"
+            )
+        check_terrain(self.terrain)
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")
+        if not isinstance(self.n_images, int) or self.n_images < 0:
+            raise ValueError(f"`n_images` must be a non-negative int, got {self.n_images!r}")
+        if self.reference_height is not None and not self.reference_height > 0:
+            raise ValueError("`reference_height` must be > 0 m or None")
+        if not self.min_wind_speed > 0:
+            raise ValueError("`min_wind_speed` must be > 0 m/s")
+
+    @property
+    def param_spec(self) -> ParamSpec:
+        return PLUME_PARAM_SPEC
+
+    def effective_height_and_speed(
+        self, H, met: MetField, check: Checks | None = None
+    ) -> tuple[Array, Array, Array]:
+        """``(H_e, u, class)``: effective height (m), advecting wind (m/s), class index."""
+        check = Checks(inside=True) if check is None else check
+        ux, uy = one("u", met.u), one("v", met.v)
+        speed = jnp.hypot(ux, uy)
+        speed = check(speed, ~(speed >= self.min_wind_speed), speed_message(self.min_wind_speed))
+        stab = stability_of(met)
+        stab = check(stab, (stab < 0) | (stab > 5), "`met.stability_class` must be in 0-5 (A-F)")
+        u = profile_speed(speed, H, stab, self.terrain, self.reference_height)
+        He = H
+        if self.plume_rise is not None:
+            He = H + self.plume_rise(u, stab, one("temperature", met.temperature))
+        return He, u, stab
+
+    def __call__(self, params: Mapping[str, Array], met: MetField) -> Observations:
+        """Simulate the geometry's observations (see the module docstring)."""
+        p = check_params(self.param_spec, params)
+        inside = not is_concrete(p, met)
+        obs, flags = _plume_core(self, p, met, inside)
+        if not inside:
+            Checks.raise_flags(flags)
+        return obs
+
+
+@eqx.filter_jit
+def _plume_core(model: GaussianPlume, p, met: MetField, inside: bool):
+    check = Checks(inside)
+    if inside:
+        ok = model.param_spec.in_support(p)
+        p = dict(p, Q=check(p["Q"], ~ok, "params contain NaN or a value outside the support"))
+    Q, x0, y0, H = p["Q"], p["x0"], p["y0"], p["H"]
+    dtype = jnp.result_type(Q, x0, y0, H, met.u)
+    ux, uy = one("u", met.u).astype(dtype), one("v", met.v).astype(dtype)
+    speed = jnp.maximum(jnp.hypot(ux, uy), jnp.finfo(dtype).tiny)
+    He, u, stab = model.effective_height_and_speed(H.astype(dtype), met, check)
+    u = u.astype(dtype)
+    L = one("pblh", met.pblh).astype(dtype) if model.lid else None
+    if L is not None:
+        He = check(He, He > L, "effective source height exceeds `met.pblh` (the lid)")
+        He = check(He, model.geometry.max_height > L, "a receptor lies above `met.pblh` (the lid)")
+
+    X, Y = model.geometry.horizontal()
+    xp, yp = wind_frame(X.astype(dtype), Y.astype(dtype), x0, y0, ux, uy, speed)
+    down = xp > 0
+    if model.check_upwind:
+        xp = check(xp, ~jnp.any(down), "every receptor is upwind of the source (x' <= 0)")
+    xs = jnp.where(down, xp, 1.0)
+    sy = sigma_y(xs, stab, model.terrain)
+    sz = sigma_z(xs, stab, model.terrain)
+    inv_sy = 1.0 / sy
+    horiz = jnp.exp(-0.5 * (yp * inv_sy) ** 2) * (inv_sy / _SQRT2PI)
+    vert = model.geometry.vertical(He, sz, L, n_images=model.n_images, method=model.method)
+    field = jnp.where(down, Q / u * horiz * vert, 0.0)
+    T = one("temperature", met.temperature).astype(dtype)
+    P = one("pressure", met.pressure).astype(dtype)
+    return model.geometry.finish(field, T, P), check.flags
