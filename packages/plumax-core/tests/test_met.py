@@ -164,7 +164,9 @@ def test_from_xarray_checks_units():
 
 
 def test_from_timeseries_default_pblh_and_traced_time():
-    m = MetField.from_timeseries(jnp.array([0.0, 60.0]), jnp.array([2.0, 3.0]), jnp.array([0.0, 0.0]))
+    m = MetField.from_timeseries(
+        jnp.array([0.0, 60.0]), jnp.array([2.0, 3.0]), jnp.array([0.0, 0.0])
+    )
     assert float(m.pblh) == 1000.0  # the constructor's default, not None
     # at() under jit with the whole MetField traced (time included)
     f = jax.jit(lambda met, t: met.at(t).wind_speed.sum())

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import enum
 import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._enum import LowerStrEnum
 from ._registry import ArtifactNotFoundError, check_hash
 
 __all__ = [
@@ -41,7 +41,7 @@ _REPORT_VERSION = 1
 _NAN = float("nan")  # one NaN object, so that reports holding NaN compare equal
 
 
-class OracleStrength(enum.StrEnum):
+class OracleStrength(LowerStrEnum):
     """How much an oracle's answer can be trusted, strongest first.
 
     * ``EXACT`` — a closed form (conjugate Gaussian posterior, analytic solution): the
@@ -62,15 +62,6 @@ class OracleStrength(enum.StrEnum):
     LAPLACE = "laplace"
     POINT = "point"
 
-    @classmethod
-    def _missing_(cls, value: object) -> OracleStrength | None:
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            for member in cls:
-                if member.value == lowered:
-                    return member
-        return None
-
     @property
     def rank(self) -> int:
         """0 for ``EXACT`` (strongest) up to 3 for ``POINT`` (weakest)."""
@@ -79,14 +70,6 @@ class OracleStrength(enum.StrEnum):
     def at_least(self, other: OracleStrength | str) -> bool:
         """Whether this oracle is as strong as ``other`` or stronger."""
         return self.rank <= OracleStrength(other).rank
-
-
-def _coerce_strength(value: OracleStrength | str) -> OracleStrength:
-    try:
-        return OracleStrength(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in OracleStrength)
-        raise ValueError(f"oracle_strength must be one of {choices}; got {value!r}") from None
 
 
 def _bound(value: Any, argname: str) -> float | None:
@@ -214,7 +197,9 @@ class CycleStageBenchmark:
                 f"got {self.l_transition!r}"
             )
         object.__setattr__(self, "l_transition", f"L{match[1]}->L{match[2]}")
-        object.__setattr__(self, "oracle_strength", _coerce_strength(self.oracle_strength))
+        object.__setattr__(
+            self, "oracle_strength", OracleStrength.coerce(self.oracle_strength, "oracle_strength")
+        )
         if isinstance(self.metrics, str) or not isinstance(self.metrics, Sequence):
             raise ValueError(f"metrics must be a sequence of names; got {self.metrics!r}")
         metrics = tuple(_check_name(m, "metrics") for m in self.metrics)
@@ -368,7 +353,7 @@ class StageResult:
             target_step=int(data["target_step"]),
             oracle_step=int(data["oracle_step"]),
             l_transition=data["l_transition"],
-            oracle_strength=_coerce_strength(data["oracle_strength"]),
+            oracle_strength=OracleStrength.coerce(data["oracle_strength"], "oracle_strength"),
             oracle_artifact_hash=data.get("oracle_artifact_hash"),
             metrics=tuple(MetricResult.from_dict(m) for m in data["metrics"]),
             passed=bool(data["passed"]),

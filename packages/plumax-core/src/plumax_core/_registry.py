@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import datetime
 import difflib
-import enum
 import fcntl
 import hashlib
 import json
@@ -42,6 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ._enum import LowerStrEnum
 from ._serialise import SerialisationError, deserialise, serialise
 
 __all__ = [
@@ -83,7 +83,7 @@ class ArtifactCorruptedError(ValueError):
 # --------------------------------------------------------------------------- small types
 
 
-class ModelRole(enum.StrEnum):
+class ModelRole(LowerStrEnum):
     """What an artifact is for in the six-step cycle.
 
     * ``ORACLE`` — step 2: model-based inference on the simple model; validates the rest.
@@ -101,23 +101,6 @@ class ModelRole(enum.StrEnum):
     PRODUCTION = "production"
     PREDICTOR = "predictor"
     BASELINE = "baseline"
-
-    @classmethod
-    def _missing_(cls, value: object) -> ModelRole | None:
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            for member in cls:
-                if member.value == lowered:
-                    return member
-        return None
-
-
-def _coerce_role(role: ModelRole | str) -> ModelRole:
-    try:
-        return ModelRole(role)
-    except ValueError:
-        choices = ", ".join(m.value for m in ModelRole)
-        raise ValueError(f"role must be one of {choices} (a ModelRole); got {role!r}") from None
 
 
 def check_hash(value: object, argname: str) -> str:
@@ -256,7 +239,7 @@ class ArtifactRecord:
         return cls(
             name=data["name"],
             hash=check_hash(data["hash"], "hash"),
-            role=_coerce_role(data["role"]),
+            role=ModelRole.coerce(data["role"], "role"),
             created=data["created"],
             tags=dict(data.get("tags") or {}),
             lineage=ArtifactLineage.from_dict(data.get("lineage") or {}),
@@ -579,7 +562,7 @@ class ArtifactRegistry:
         when the name (or role, lineage, tags) differs from that name's latest record.
         """
         name = _check_name(name)
-        role = _coerce_role(role)
+        role = ModelRole.coerce(role, "role")
         if lineage is None:
             lineage = ArtifactLineage()
         elif isinstance(lineage, Mapping):
@@ -647,7 +630,7 @@ class ArtifactRegistry:
         if name is not None:
             records = [r for r in records if r.name == name]
         if role is not None:
-            want = _coerce_role(role)
+            want = ModelRole.coerce(role, "role")
             records = [r for r in records if r.role == want]
         return tuple(records)
 
