@@ -131,6 +131,28 @@ class Checks:
                 raise ValueError(msg)
 
 
+def run_checked(core, model, params: Mapping[str, Array], met: MetField):
+    """Validate ``params``, run the jitted ``core(model, p, met, inside)``, raise its flags.
+
+    ``inside`` is True when the caller is itself traced (checks become
+    ``equinox.error_if``); eagerly, the flags ``core`` returns become ``ValueError``s.
+    """
+    p = check_params(model.param_spec, params)
+    inside = not is_concrete(p, met)
+    obs, flags = core(model, p, met, inside)
+    if not inside:
+        Checks.raise_flags(flags)
+    return obs
+
+
+def check_support(spec: ParamSpec, p: dict[str, Array], check: Checks) -> dict[str, Array]:
+    """Under tracing, guard that every parameter lies in its support (NaN included)."""
+    if check.inside:
+        ok = spec.in_support(p)
+        p = dict(p, Q=check(p["Q"], ~ok, "params contain NaN or a value outside the support"))
+    return p
+
+
 def speed_message(floor: float) -> str:
     return (
         f"`met` wind speed must be >= {floor} m/s (the Gaussian models' documented minimum; "

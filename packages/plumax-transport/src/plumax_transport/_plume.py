@@ -40,10 +40,10 @@ from plumax_core import AbstractForwardModel, MetField, Observations, Param, Par
 from ._common import (
     MIN_WIND_SPEED,
     Checks,
-    check_params,
-    is_concrete,
+    check_support,
     one,
     profile_speed,
+    run_checked,
     speed_message,
     stability_of,
 )
@@ -144,20 +144,13 @@ class GaussianPlume(AbstractForwardModel):
 
     def __call__(self, params: Mapping[str, Array], met: MetField) -> Observations:
         """Simulate the geometry's observations (see the module docstring)."""
-        p = check_params(self.param_spec, params)
-        inside = not is_concrete(p, met)
-        obs, flags = _plume_core(self, p, met, inside)
-        if not inside:
-            Checks.raise_flags(flags)
-        return obs
+        return run_checked(_plume_core, self, params, met)
 
 
 @eqx.filter_jit
 def _plume_core(model: GaussianPlume, p, met: MetField, inside: bool):
     check = Checks(inside)
-    if inside:
-        ok = model.param_spec.in_support(p)
-        p = dict(p, Q=check(p["Q"], ~ok, "params contain NaN or a value outside the support"))
+    p = check_support(model.param_spec, p, check)
     Q, x0, y0, H = p["Q"], p["x0"], p["y0"], p["H"]
     dtype = jnp.result_type(Q, x0, y0, H, met.u)
     ux, uy = one("u", met.u).astype(dtype), one("v", met.v).astype(dtype)

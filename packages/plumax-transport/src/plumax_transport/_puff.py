@@ -46,10 +46,10 @@ from plumax_core import AbstractForwardModel, MetField, Observations, Param, Par
 from ._common import (
     MIN_WIND_SPEED,
     Checks,
-    check_params,
-    is_concrete,
+    check_support,
     one,
     profile_speed,
+    run_checked,
     speed_message,
     stability_of,
 )
@@ -312,20 +312,13 @@ class GaussianPuff(AbstractForwardModel):
 
     def __call__(self, params: Mapping[str, Array], met: MetField) -> Observations:
         """Snapshot of the puff train at ``obs_time`` in the geometry's units."""
-        p = check_params(self.param_spec, params)
-        inside = not is_concrete(p, met)
-        obs, flags = _puff_core(self, p, met, inside)
-        if not inside:
-            Checks.raise_flags(flags)
-        return obs
+        return run_checked(_puff_core, self, params, met)
 
 
 @eqx.filter_jit
 def _puff_core(model: GaussianPuff, p, met: MetField, inside: bool):
     check = Checks(inside)
-    if inside:
-        ok = model.param_spec.in_support(p)
-        p = dict(p, Q=check(p["Q"], ~ok, "params contain NaN or a value outside the support"))
+    p = check_support(model.param_spec, p, check)
     Q, x0, y0, H = p["Q"], p["x0"], p["y0"], p["H"]
     dtype = jnp.result_type(Q, x0, y0, H, met.u)
     # a traced time (tied to met.time) so MetField.at never calls float() on a tracer
