@@ -24,6 +24,7 @@ from ._atmosphere import (
 )
 from ._faddeeva import (
     faddeeva as faddeeva,
+    faddeeva_far as faddeeva_far,
     gaussian_profile as gaussian_profile,
     lorentzian_profile as lorentzian_profile,
     voigt_profile as voigt_profile,
@@ -76,6 +77,7 @@ from ._oe import (
 from ._operator import RadianceOperator as RadianceOperator
 from ._scene import scene_matched_filter as scene_matched_filter
 from ._spectroscopy import (
+    core_points as core_points,
     cross_section as cross_section,
     doppler_hwhm as doppler_hwhm,
     line_intensity as line_intensity,

@@ -20,7 +20,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._hitran import LineList
 from ._lut import CrossSectionLUT
-from ._spectroscopy import cross_section, partition_ratio
+from ._spectroscopy import core_points, cross_section, partition_ratio
 
 #: molecules cm⁻² per ppm·m at STP (273.15 K, 101325 Pa): 1e-6 · p/(k T) · 100 cm.
 MOLEC_CM2_PER_PPM_M = 1e-6 * 101325.0 / (1.380649e-23 * 273.15) * 1e-6 * 100.0
@@ -72,6 +72,8 @@ class LineByLineAbsorption(AbstractAbsorption):
         wavelength: derived, nm ascending.
         species: gas name.
         wing_hw, wing_cm: line-wing cutoff (static).
+        core: static core-window half width for :func:`plumax_rtm.cross_section`
+            (from the grid step and the Doppler width at ``max_temperature``).
     """
 
     lines: LineList
@@ -81,8 +83,18 @@ class LineByLineAbsorption(AbstractAbsorption):
     molecule: int = eqx.field(static=True)
     wing_hw: float = eqx.field(static=True)
     wing_cm: float = eqx.field(static=True)
+    core: int | None = eqx.field(static=True)
 
-    def __init__(self, lines, wavenumber, *, species="CH4", wing_hw=50.0, wing_cm=0.0):
+    def __init__(
+        self,
+        lines,
+        wavenumber,
+        *,
+        species="CH4",
+        wing_hw=50.0,
+        wing_cm=0.0,
+        max_temperature=350.0,
+    ):
         nu = np.asarray(wavenumber, dtype=float)
         if nu.ndim != 1 or np.any(np.diff(nu) <= 0):
             raise ValueError("`wavenumber` must be 1-D and strictly ascending (cm-1)")
@@ -96,6 +108,9 @@ class LineByLineAbsorption(AbstractAbsorption):
         self.species = species
         self.wing_hw = float(wing_hw)
         self.wing_cm = float(wing_cm)
+        # Static core-window size, fixed here where lines and grid are concrete, so the
+        # fast windowed evaluation also applies under eqx.filter_jit (traced lines).
+        self.core = core_points(lines, nu, max_temperature=float(max_temperature))
 
     def cross_section(self, pressure, temperature):
         xs = cross_section(
@@ -106,6 +121,7 @@ class LineByLineAbsorption(AbstractAbsorption):
             wing_hw=self.wing_hw,
             wing_cm=self.wing_cm,
             partition=lambda t: partition_ratio(self.molecule, t),
+            core=0 if self.core is None else self.core,
         )
         return xs[::-1]
 

@@ -8,9 +8,19 @@ calibration files):
 * AVIRIS-NG: 425 bands, 380-2510 nm, 5 nm sampling, 5.5 nm FWHM (Hamlin et al. 2011,
   IEEE Aerospace Conf.; Thorpe et al. 2016).
 * PRISMA SWIR: 173 bands, 920-2505 nm, ≤ 12 nm sampling (here ~9.2 nm), ~10 nm FWHM (Cogliati et
-  al. 2021, RSE 262, 112499; Loizzo et al. 2018).
+  al. 2021, RSE 262, 112499; Loizzo et al. 2018). Checked: the eoPortal PRISMA entry
+  (directory.eoportal.org, "PRISMA (Hyperspectral)") gives a 173-channel NIR/SWIR
+  band over 920-2505 nm (and 66 VNIR channels, 239 in all). Other public sources
+  differ by one or two (a vendor specification table lists 171 SWIR bands; an L1
+  product's metadata holds 172 valid SWIR slots plus one zero placeholder), so use the
+  product's own ``List_Cw_Swir``/``List_Fwhm_Swir`` for real data.
 * EnMAP SWIR: 130 bands, 900-2445 nm (~12 nm sampling), 10 nm FWHM (Guanter et al. 2015, Remote
-  Sens. 7, 8830).
+  Sens. 7, 8830). NOT VERIFIED: public sources checked give the SWIR range (900-2450 nm,
+  DLR), ~10 nm SWIR sampling/resolution (Guanter et al. 2015 abstract) and 224 bands in
+  all over VNIR+SWIR (EnMAP-Box L2A example data), but no SWIR band count was found;
+  the GFZ requirements page notes that the number of bands varies with the VNIR/SWIR
+  overlap at 900-1000 nm. 130 is a nominal assumption; use the product's metadata
+  band centres/FWHM for real data.
 * Sentinel-2A MSI B11/B12: centres 1613.7 / 2202.4 nm, bandwidths 90.8 / 175.6 nm (ESA
   Sentinel-2 Spectral Response Functions, S2-SRF COPE-GSEG-EOPG-TN-15-0007), as
   top-hat tabulated responses.
