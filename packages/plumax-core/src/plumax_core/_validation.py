@@ -78,6 +78,37 @@ def check_positive(name: str, x: Any, *, strict: bool = True, units: str = "") -
         raise ValueError(f"`{name}` must be {rel}{unit}; got {worst!r}")
 
 
+def check_value(
+    name: str,
+    x: Any,
+    *,
+    positive: bool = False,
+    nonneg: bool = False,
+    lo: float | None = None,
+    hi: float | None = None,
+    finite: bool = True,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` if a concrete ``x`` breaks a constraint.
+
+    NaN always fails; ``finite=False`` allows +-inf; ``lo``/``hi`` are inclusive bounds.
+    """
+    if x is None or not is_concrete(x):
+        return
+    arr = np.asarray(x, dtype=float)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"`{name}` contains NaN")
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be finite")
+    if positive and np.any(arr <= 0):
+        raise ValueError(f"`{name}` must be > 0, got min {arr.min()!r}")
+    if nonneg and np.any(arr < 0):
+        raise ValueError(f"`{name}` must be >= 0, got min {arr.min()!r}")
+    if lo is not None and np.any(arr < lo):
+        raise ValueError(f"`{name}` must be >= {lo}, got min {arr.min()!r}")
+    if hi is not None and np.any(arr > hi):
+        raise ValueError(f"`{name}` must be <= {hi}, got max {arr.max()!r}")
+
+
 def check_ndim(name: str, x: Any, ndim: int | tuple[int, ...]) -> None:
     """Raise ``ValueError`` if ``x.ndim`` is not (one of) ``ndim``."""
     allowed = (ndim,) if isinstance(ndim, int) else ndim

@@ -1,5 +1,97 @@
-"""plumax-pod (in development)."""
+"""plumax-pod: population-level methane emissions (Tier V).
+
+Probability-of-detection curves, event-size (mark) distributions, intensity models,
+the thinned marked temporal point-process likelihood, MAP+Laplace and NUTS fits, the
+missing-mass paradox, persistency and emission totals, and plume-list CSV ingestion.
+Units: emission rates kg/s, times s (see ``docs/pod/``).
+"""
 
 import importlib.metadata
 
+from ._catalog import (
+    CANONICAL_SCHEMA as CANONICAL_SCHEMA,
+    CARBON_MAPPER_SCHEMA as CARBON_MAPPER_SCHEMA,
+    GHGSAT_SCHEMA as GHGSAT_SCHEMA,
+    IMEO_SCHEMA as IMEO_SCHEMA,
+    SCHEMAS as SCHEMAS,
+    CatalogError as CatalogError,
+    CatalogReport as CatalogReport,
+    CatalogSchema as CatalogSchema,
+    PlumeCatalog as PlumeCatalog,
+    deduplicate as deduplicate,
+    haversine as haversine,
+    kg_s_to as kg_s_to,
+    rate_to_kg_s as rate_to_kg_s,
+    read_catalog as read_catalog,
+    rescale_wind as rescale_wind,
+)
+from ._fit import (
+    AbstractPopulationModel as AbstractPopulationModel,
+    LognormalHillModel as LognormalHillModel,
+    PopulationData as PopulationData,
+    fit_map_laplace as fit_map_laplace,
+    fit_nuts as fit_nuts,
+)
+from ._intensity import (
+    AbstractIntensity as AbstractIntensity,
+    ConstantIntensity as ConstantIntensity,
+    DiurnalIntensity as DiurnalIntensity,
+    DiurnalSeasonalIntensity as DiurnalSeasonalIntensity,
+    HawkesIntensity as HawkesIntensity,
+    OperationalIntensity as OperationalIntensity,
+    PeriodicBatchIntensity as PeriodicBatchIntensity,
+    SeasonalIntensity as SeasonalIntensity,
+    WeibullRenewalIntensity as WeibullRenewalIntensity,
+)
+from ._likelihood import (
+    AbstractMarkData as AbstractMarkData,
+    GaussianMarks as GaussianMarks,
+    PointMarks as PointMarks,
+    SampleMarks as SampleMarks,
+    detection_fraction as detection_fraction,
+    mark_data_from_dicts as mark_data_from_dicts,
+    tpp_log_likelihood as tpp_log_likelihood,
+)
+from ._marks import (
+    AbstractMarkDistribution as AbstractMarkDistribution,
+    LognormalMarks as LognormalMarks,
+    LognormalParetoMarks as LognormalParetoMarks,
+    MixtureMarks as MixtureMarks,
+    TruncatedPowerLawMarks as TruncatedPowerLawMarks,
+)
+from ._paradox import (
+    ParadoxScenario as ParadoxScenario,
+    canonical_scenarios as canonical_scenarios,
+    paradox_closed_form as paradox_closed_form,
+    simulate_paradox as simulate_paradox,
+)
+from ._pod import (
+    SNRPOD as SNRPOD,
+    AbstractLogitPOD as AbstractLogitPOD,
+    AbstractPOD as AbstractPOD,
+    CloglogPOD as CloglogPOD,
+    HillPOD as HillPOD,
+    LogLogisticPOD as LogLogisticPOD,
+    MultiCovariateLogisticPOD as MultiCovariateLogisticPOD,
+    MultiInstrumentPOD as MultiInstrumentPOD,
+    OverpassSchedule as OverpassSchedule,
+    ProbitPOD as ProbitPOD,
+    WindNormalisedLogisticPOD as WindNormalisedLogisticPOD,
+)
+from ._totals import (
+    expected_waiting_time as expected_waiting_time,
+    naive_total as naive_total,
+    prob_at_least_one as prob_at_least_one,
+    summarise_samples as summarise_samples,
+    total_emission_samples as total_emission_samples,
+)
+
 __version__ = importlib.metadata.version("plumax-pod")
+
+
+def __getattr__(name):
+    if name in ("sample_intensity", "INTENSITY_KINDS"):
+        from . import _intensity_priors
+
+        return getattr(_intensity_priors, name)
+    raise AttributeError(f"module 'plumax_pod' has no attribute {name!r}")
