@@ -1,0 +1,52 @@
+"""End-to-end ``plumax demo`` wall time and peak memory (CPU; GPU when one is present).
+
+Run: ``uv run python benchmarks/bench_plumax_demo.py [--full]``. Writes
+``benchmarks/results/bench_plumax_demo.json`` and prints a table. Peak memory is the
+process's maximum resident set size (``resource.getrusage``), which includes JAX's
+compilation caches.
+"""
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    import jax
+
+    from plumax._demo import run_demo
+
+    fast = "--full" not in sys.argv
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        result = run_demo(Path(d) / "demo", seed=0, fast=fast)
+    wall = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = {
+        "benchmark": "plumax demo" + (" --fast" if fast else ""),
+        "backend": jax.default_backend(),
+        "devices": [str(x) for x in jax.devices()],
+        "wall_s": wall,
+        "peak_rss_mb": peak_mb,
+        "steps_s": result["timings"],
+        "Q_true_kgh": result["truth"]["Q"],
+        "Q_laplace_kgh": [result["laplace"]["Q"][k] for k in ("median", "lo", "hi")],
+        "Q_nuts_kgh": [result["nuts"]["Q"][k] for k in ("median", "lo", "hi")],
+    }
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    path = out / "bench_plumax_demo.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    previous[f"{row['benchmark']} [{row['backend']}]"] = row
+    path.write_text(json.dumps(previous, indent=1))
+    print(f"{'benchmark':<22}{'backend':<9}{'wall s':>8}{'peak MB':>9}")
+    print(f"{row['benchmark']:<22}{row['backend']:<9}{wall:>8.1f}{peak_mb:>9.0f}")
+    for k, v in row["steps_s"].items():
+        print(f"  {k:<30}{v:>8.1f} s")
+
+
+if __name__ == "__main__":
+    main()

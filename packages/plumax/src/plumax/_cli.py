@@ -1,0 +1,353 @@
+"""The ``plumax`` command line: a thin layer over :mod:`plumax.pipelines`.
+
+Every command reads and writes documented files (NetCDF scenes, JSON posteriors, an
+artifact registry). Emission rates are kg/h here and kg/s inside. Bad input prints one
+line starting with ``error:`` to stderr and exits with status 1 (2 for a usage error);
+outputs are written to a temporary file and renamed, so a failed run leaves none behind.
+Set ``PLUMAX_DEBUG=1`` to see full tracebacks.
+"""
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="plumax",
+    help=(
+        "plumax: simulate methane plumes and infer their sources, with posteriors.\n\n"
+        "Quick start:\n\n"
+        "  plumax demo --fast                      # the whole job on a built-in scene\n\n"
+        "  plumax simulate scene.nc --q-kgh 300    # a synthetic column image\n\n"
+        "  plumax invert scene.nc --out post.json  # MAP + Laplace posterior, Q in kg/h\n\n"
+        "Units: emission rates in kg/h, distances in m, wind in m/s (direction it blows "
+        "FROM, degrees), column enhancements in ppm m."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+registry_app = typer.Typer(
+    help=(
+        "Inspect an artifact registry (content-addressed store with lineage).\n\n"
+        "Examples:\n\n"
+        "  plumax registry ls --root ./plumax-runs\n\n"
+        "  plumax registry show posterior-scene-laplace\n\n"
+        "  plumax registry lineage posterior-scene-laplace"
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+class CLIError(Exception):
+    """A user-facing error: its message is printed as one line."""
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    return msg
+
+
+def _friendly(fn):
+    """Turn expected exceptions into one stderr line and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, no traceback
+            if os.environ.get("PLUMAX_DEBUG"):
+                raise
+            typer.echo(f"error: {_one_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _open_scene(path: Path):
+    import xarray as xr
+
+    if not path.is_file():
+        raise CLIError(f"input file {str(path)!r} does not exist")
+    try:
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot read {str(path)!r} as NetCDF ({_one_line(exc)})") from None
+
+
+def _write_json(path: Path, obj) -> None:
+    from ._scene import atomic_write
+
+    text = json.dumps(obj, indent=1, allow_nan=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+@app.command()
+@_friendly
+def simulate(
+    out: Annotated[Path, typer.Argument(help="NetCDF file to write (e.g. scene.nc).")],
+    q_kgh: Annotated[float, typer.Option(help="True emission rate, kg/h.")] = 360.0,
+    x0: Annotated[float, typer.Option(help="Source easting, m.")] = 0.0,
+    y0: Annotated[float, typer.Option(help="Source northing, m.")] = 0.0,
+    height: Annotated[float, typer.Option(help="Release height, m (known).")] = 5.0,
+    wind_speed: Annotated[float, typer.Option(help="Wind speed, m/s (>= 0.5).")] = 4.0,
+    wind_dir: Annotated[float, typer.Option(help="Wind direction it blows FROM, deg.")] = 270.0,
+    stability: Annotated[str, typer.Option(help="Pasquill stability class A-F.")] = "C",
+    pblh: Annotated[float, typer.Option(help="Boundary-layer height, m.")] = 800.0,
+    noise: Annotated[float, typer.Option(help="1-sigma pixel noise, ppm m.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed of the noise (same seed, same file).")] = 0,
+    pixels: Annotated[int, typer.Option(help="Image size: pixels per side.")] = 32,
+    extent: Annotated[float, typer.Option(help="Image side length, m.")] = 1200.0,
+):
+    """Simulate a Gaussian-plume column image (ppm m) and write it as CF NetCDF.
+
+    The file holds `values` and `sigma` on (y, x) with x, y in m, and the met, the
+    release height and the true source as global attributes (see docs/plumax/cli.md).
+
+    Examples:
+
+      plumax simulate scene.nc
+
+      plumax simulate scene.nc --q-kgh 150 --wind-speed 3 --wind-dir 250 --stability D --seed 7
+    """
+    import jax.random as jr
+
+    from . import pipelines as pl
+    from ._scene import atomic_write
+
+    if pixels < 4:
+        raise CLIError(f"--pixels must be >= 4, got {pixels}")
+    if not extent > 0:
+        raise CLIError(f"--extent must be > 0 m, got {extent}")
+    if not wind_speed > 0:
+        raise CLIError(f"--wind-speed must be > 0 m/s, got {wind_speed}")
+    with err_console.status("simulating the plume..."):
+        ds = pl.simulate(
+            q_kgh=q_kgh,
+            x0=x0,
+            y0=y0,
+            height=height,
+            wind_speed=wind_speed,
+            wind_dir=wind_dir,
+            stability=stability.upper(),
+            pblh=pblh,
+            noise=noise,
+            key=jr.key(seed),
+            geometry=pl.default_geometry(pixels, extent=extent, upwind=extent / 12),
+        )
+        ds.attrs["noise_seed"] = int(seed)
+        atomic_write(out, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4"))
+    out_console.print(
+        f"wrote {out}: {pixels}x{pixels} column image, Q = {q_kgh:g} kg/h, "
+        f"noise {noise:g} ppm m (seed {seed})"
+    )
+
+
+def _print_summary(summary: dict, title: str) -> None:
+    table = Table(title=title)
+    level = int(round(100 * summary["level"]))
+    for col in ("parameter", "median", f"{level}% interval", "units", "truth"):
+        table.add_column(col)
+    truth = summary.get("truth") or {}
+    tmap = {"Q": truth.get("Q_kgh"), "x0": truth.get("x0"), "y0": truth.get("y0")}
+    for name, s in summary.items():
+        if not isinstance(s, dict) or "median" not in s:
+            continue
+        t = tmap.get(name)
+        table.add_row(
+            name,
+            f"{s['median']:.4g}",
+            f"[{s['lo']:.4g}, {s['hi']:.4g}]",
+            s["units"],
+            "" if t is None else f"{t:.4g}",
+        )
+    out_console.print(table)
+
+
+@app.command()
+@_friendly
+def invert(
+    obs: Annotated[Path, typer.Argument(help="Scene NetCDF written by `plumax simulate`.")],
+    method: Annotated[str, typer.Option(help="laplace (MAP + Laplace) or nuts (MCMC).")] = (
+        "laplace"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Write the posterior + summary as JSON here.")
+    ] = None,
+    level: Annotated[float, typer.Option(help="Credible level of the intervals.")] = 0.9,
+    seed: Annotated[int, typer.Option(help="Seed for NUTS.")] = 0,
+    prior_q_kgh: Annotated[float, typer.Option(help="Prior median of Q, kg/h.")] = 100.0,
+    num_warmup: Annotated[int, typer.Option(help="NUTS warm-up steps per chain.")] = 300,
+    num_samples: Annotated[int, typer.Option(help="NUTS draws per chain.")] = 300,
+    registry: Annotated[
+        Path | None,
+        typer.Option(help="Also store the scene and posterior in this artifact registry."),
+    ] = None,
+):
+    """Infer the source (Q in kg/h, x0, y0 in m) of a scene, with credible intervals.
+
+    Reads `values`, `sigma` (ppm m) and the met attributes; the release height is taken
+    as known. The JSON output holds {"summary": ..., "posterior": ...}; the posterior is
+    in the unconstrained space (log Q with Q in kg/s).
+
+    Examples:
+
+      plumax invert scene.nc
+
+      plumax invert scene.nc --method nuts --out posterior.json --registry ./plumax-runs
+    """
+    import jax.random as jr
+
+    from . import pipelines as pl
+    from ._scene import read_scene
+
+    if method not in pl.METHODS:
+        raise CLIError(f"--method must be one of {', '.join(pl.METHODS)}, got {method!r}")
+    if not 0 < level < 1:
+        raise CLIError(f"--level must be in (0, 1), got {level}")
+    if not prior_q_kgh > 0:
+        raise CLIError(f"--prior-q-kgh must be > 0, got {prior_q_kgh}")
+    if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CLIError(f"output folder {str(out.parent)!r} does not exist")
+    scene = read_scene(_open_scene(obs))
+    prior = pl.plume_prior(scene.model.param_spec, q_kgh=prior_q_kgh)
+    label = "MAP + Laplace" if method == "laplace" else "NUTS"
+    with err_console.status(f"inverting with {label}..."):
+        inv = pl.invert(
+            scene,
+            prior=prior,
+            method=method,
+            key=jr.key(seed),
+            level=level,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+        )
+    _print_summary(inv.summary, f"{obs.name}: {label} posterior")
+    if out is not None:
+        _write_json(out, inv.to_dict())
+        out_console.print(f"wrote {out}")
+    if registry is not None:
+        from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
+
+        reg = ArtifactRegistry(registry)
+        stem = obs.stem
+        h_obs = reg.store(
+            scene.observations, f"observations-{stem}", ModelRole.BASELINE, tags={"file": str(obs)}
+        )
+        h_post = reg.store(
+            inv.storable_posterior(),
+            f"posterior-{stem}-{method}",
+            ModelRole.ORACLE,
+            lineage=ArtifactLineage(parent_hashes=(h_obs,)),
+            tags={"method": method, "Q_kgh_median": inv.summary["Q"]["median"]},
+        )
+        out_console.print(f"stored posterior {h_post[:12]} (scene {h_obs[:12]}) in {registry}")
+
+
+@app.command()
+@_friendly
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the report and artifacts.")] = Path(
+        "plumax-demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same numbers.")] = 0,
+    fast: Annotated[bool, typer.Option(help="Smaller image and NUTS budget.")] = False,
+):
+    """Run the main job on a built-in scene and write an HTML report.
+
+    Transport-only for now: a synthetic column-image overpass of a point source, MAP +
+    Laplace and NUTS inversions, Q in kg/h with its 90% interval next to the truth, and
+    report.html with the scene and posterior marginals. The radiance/retrieval stage
+    (plumax-rtm) joins the demo when that package lands.
+
+    Examples:
+
+      plumax demo --fast
+
+      plumax demo --out ./my-demo --seed 3
+    """
+    from ._demo import run_demo
+
+    err_console.print(
+        "[bold]plumax demo (transport-only)[/bold]: the radiance + retrieval stage joins "
+        "when plumax-rtm lands."
+    )
+    result = run_demo(out, seed=seed, fast=fast, console=err_console)
+    _print_summary(result["laplace"], "MAP + Laplace")
+    _print_summary(result["nuts"], "NUTS")
+    out_console.print(f"report: {result['report']}  ({result['wall_s']:.1f} s)")
+
+
+def _registry(root: Path):
+    from plumax_core import ArtifactRegistry
+
+    if not root.is_dir():
+        raise CLIError(f"no registry at {str(root)!r} (folder does not exist)")
+    return ArtifactRegistry(root)
+
+
+RootOpt = Annotated[Path, typer.Option(help="Registry folder.")]
+
+
+@registry_app.command("ls")
+@_friendly
+def registry_ls(root: RootOpt = Path("plumax-runs")):
+    """List every artifact: name, version, role, hash prefix and file status.
+
+    Use `plumax registry show NAME` for the creation time, tags and lineage."""
+    reg = _registry(root)
+    records = reg.list()
+    table = Table(title=f"{root} ({len(records)} records)")
+    table.add_column("name", no_wrap=True)
+    for col in ("v", "role", "hash", "status"):
+        table.add_column(col, no_wrap=True)
+    for r in records:
+        table.add_row(r.name, str(r.version), r.role.value, r.hash[:12], reg.verify(r.hash))
+    out_console.print(table)
+
+
+@registry_app.command("show")
+@_friendly
+def registry_show(
+    name: Annotated[str, typer.Argument(help="Artifact name or hash prefix (>= 8 chars).")],
+    root: RootOpt = Path("plumax-runs"),
+):
+    """Show one artifact's record (role, tags, lineage, size) as JSON."""
+    reg = _registry(root)
+    rec = reg.info(name)
+    d = rec.to_dict()
+    d["status"] = reg.verify(rec.hash)
+    d["stale"] = reg.stale(rec.hash)
+    out_console.print_json(json.dumps(d))
+
+
+@registry_app.command("lineage")
+@_friendly
+def registry_lineage(
+    name: Annotated[str, typer.Argument(help="Artifact name or hash prefix (>= 8 chars).")],
+    root: RootOpt = Path("plumax-runs"),
+):
+    """Print an artifact's ancestry; missing or corrupted files are reported, not fatal."""
+    reg = _registry(root)
+    node = reg.lineage(name)
+    typer.echo(str(node))
+    problems = node.problems
+    if problems:
+        listed = ", ".join(f"{p.name or p.hash[:12]} ({p.status})" for p in problems)
+        typer.echo(f"warning: {len(problems)} artifact(s) not ok: {listed}", err=True)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

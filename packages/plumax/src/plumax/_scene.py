@@ -1,0 +1,217 @@
+"""The NetCDF scene format written by ``plumax simulate`` and read by ``plumax invert``.
+
+One file, one ``xarray.Dataset`` (CF-1.8):
+
+* variables from :meth:`plumax_core.Observations.to_xarray`: ``values`` (units from
+  ``kind``, e.g. ``"ppm m"``), optional ``sigma`` (same units) and ``mask``;
+* column images: dims ``(y, x)`` with coordinates ``x``, ``y`` (m, east/north of the
+  scene origin); point receptors: dim ``receptor`` with variables ``receptor_x``,
+  ``receptor_y``, ``receptor_z`` (m);
+* global attributes: ``kind``, ``instrument``, ``geometry`` (``"column_image"`` or
+  ``"point_receptors"``), the steady uniform met ``met_wind_speed`` (m s-1),
+  ``met_wind_direction`` (degree, from), ``met_stability_class`` (A-F), ``met_pblh`` (m),
+  ``met_temperature`` (K), ``met_pressure`` (Pa), and the known source height
+  ``source_height`` (m) and ``terrain``; synthetic scenes also record the truth
+  ``true_emission_rate_kg_h``, ``true_x0``, ``true_y0`` (m) and the ``noise_seed``.
+"""
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plumax_core import STABILITY_CLASSES, MetField, Observations
+
+__all__ = ["Scene", "atomic_write", "read_scene", "scene_dataset"]
+
+MET_ATTRS: dict[str, str] = {
+    "met_wind_speed": "m s-1",
+    "met_wind_direction": "degree",
+    "met_stability_class": "1",
+    "met_pblh": "m",
+    "met_temperature": "K",
+    "met_pressure": "Pa",
+}
+GEOMETRIES = ("column_image", "point_receptors")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """Observations plus everything needed to invert them.
+
+    Attributes:
+        observations: the data.
+        met: steady uniform met.
+        model: the transport model that produced (or explains) them, ``H`` pinned.
+        truth: ``{"Q_kgh", "x0", "y0"}`` for synthetic scenes, else None.
+    """
+
+    observations: Observations
+    met: MetField
+    model: Any
+    truth: dict[str, float] | None
+
+
+def _letter(index: int) -> str:
+    return STABILITY_CLASSES[int(index)]
+
+
+def scene_dataset(
+    obs: Observations,
+    met: MetField,
+    *,
+    geometry: Any,
+    source_height: float,
+    terrain: str,
+    truth: dict[str, float] | None = None,
+    extra_attrs: dict[str, Any] | None = None,
+):
+    """The CF ``xarray.Dataset`` of a scene (see the module docstring for the schema)."""
+    from plumax_transport import ColumnImage, PointReceptors
+
+    ds = obs.to_xarray()
+    if isinstance(geometry, ColumnImage):
+        gname = "column_image"
+        for c in ("x", "y"):
+            ds[c].attrs.update(units="m", long_name=f"{c} distance from the scene origin")
+    elif isinstance(geometry, PointReceptors):
+        gname = "point_receptors"
+        for c in ("x", "y", "z"):
+            ds[f"receptor_{c}"] = (
+                (obs.dims[0],),
+                np.asarray(getattr(geometry, c)),
+                {"units": "m", "long_name": f"receptor {c} coordinate"},
+            )
+    else:
+        raise ValueError(f"geometry must be ColumnImage or PointReceptors, got {type(geometry)}")
+    attrs = {
+        "title": "plumax synthetic scene",
+        "geometry": gname,
+        "met_wind_speed": float(np.asarray(met.wind_speed).ravel()[0]),
+        "met_wind_direction": float(np.asarray(met.wind_direction).ravel()[0]),
+        "met_stability_class": _letter(np.asarray(met.stability_class).ravel()[0]),
+        "met_pblh": float(np.asarray(met.pblh).ravel()[0]),
+        "met_temperature": float(np.asarray(met.temperature).ravel()[0]),
+        "met_pressure": float(np.asarray(met.pressure).ravel()[0]),
+        "source_height": float(source_height),
+        "terrain": terrain,
+        "met_units": "; ".join(f"{k}: {v}" for k, v in MET_ATTRS.items()),
+    }
+    if truth is not None:
+        attrs["true_emission_rate_kg_h"] = float(truth["Q_kgh"])
+        attrs["true_x0"] = float(truth["x0"])
+        attrs["true_y0"] = float(truth["y0"])
+    attrs.update(extra_attrs or {})
+    ds.attrs.update(attrs)
+    return ds
+
+
+def read_scene(ds) -> Scene:
+    """Check a scene dataset and rebuild observations, met and transport model.
+
+    Raises:
+        ValueError: a missing variable or attribute, wrong units, an unknown geometry,
+            observations without ``sigma``, or a non-physical met value.
+    """
+    from plumax_transport import ColumnImage, GaussianPlume, PointReceptors
+
+    from ._models import pin
+
+    for name in ("values", "sigma"):
+        if name not in ds.data_vars:
+            raise ValueError(f"scene has no variable {name!r} (was it written by plumax simulate?)")
+    need = ["kind", "geometry", "source_height", *MET_ATTRS]
+    missing = [a for a in need if a not in ds.attrs]
+    if missing:
+        raise ValueError(f"scene is missing global attribute(s) {missing}")
+    gname = ds.attrs["geometry"]
+    if gname not in GEOMETRIES:
+        raise ValueError(f"scene attribute geometry={gname!r}; expected one of {GEOMETRIES}")
+    obs = Observations.from_xarray(ds)  # checks kind and the units of `values`
+    if "units" not in ds["values"].attrs:
+        raise ValueError(f"variable 'values' has no units attribute (expected {obs.units!r})")
+    sig_units = ds["sigma"].attrs.get("units")
+    if sig_units != obs.units:
+        raise ValueError(f"variable 'sigma' has units {sig_units!r}; expected {obs.units!r}")
+    units = "ppm_m" if obs.kind == "column_ppm_m" else None
+    if gname == "column_image":
+        if obs.dims != ("y", "x") or "x" not in obs.coords or "y" not in obs.coords:
+            raise ValueError("a column_image scene needs 'values' on dims (y, x) with x, y coords")
+        for c in ("x", "y"):
+            if ds[c].attrs.get("units", "m") != "m":
+                raise ValueError(f"coordinate {c!r} has units {ds[c].attrs['units']!r}; need 'm'")
+        unit_map = {"column_ppm_m": "ppm_m", "column_mol_m2": "mol_m2", "column_kg_m2": "kg_m2"}
+        if obs.kind not in unit_map:
+            raise ValueError(f"a column_image scene needs a column kind, got {obs.kind!r}")
+        units = unit_map[obs.kind]
+        geometry = ColumnImage(
+            np.asarray(obs.coords["x"]), np.asarray(obs.coords["y"]), units=units
+        )
+    else:
+        for c in ("x", "y", "z"):
+            if f"receptor_{c}" not in ds:
+                raise ValueError(f"a point_receptors scene needs variable 'receptor_{c}'")
+            if ds[f"receptor_{c}"].attrs.get("units") != "m":
+                raise ValueError(f"variable 'receptor_{c}' must have units 'm'")
+        unit_map = {"concentration_ppm": "ppm", "concentration_kg_m3": "kg_m3"}
+        if obs.kind not in unit_map:
+            raise ValueError(
+                f"a point_receptors scene needs a concentration kind, got {obs.kind!r}"
+            )
+        geometry = PointReceptors(
+            ds["receptor_x"].values,
+            ds["receptor_y"].values,
+            ds["receptor_z"].values,
+            units=unit_map[obs.kind],
+        )
+    a = ds.attrs
+    speed = float(a["met_wind_speed"])
+    if not speed > 0:
+        raise ValueError(f"met_wind_speed must be > 0 m/s, got {speed}")
+    met = MetField.uniform(
+        speed,
+        float(a["met_wind_direction"]),
+        stability=str(a["met_stability_class"]),
+        pblh=float(a["met_pblh"]),
+        temperature=float(a["met_temperature"]),
+        pressure=float(a["met_pressure"]),
+        source="scene-file",
+    )
+    # check_upwind=False: samplers may propose a source downwind of every pixel; the
+    # likelihood then simply sees an empty plume (a runtime error would abort NUTS)
+    plume = GaussianPlume(geometry, terrain=str(a.get("terrain", "rural")), check_upwind=False)
+    model = pin(plume, H=float(a["source_height"]))
+    truth = None
+    if "true_emission_rate_kg_h" in a:
+        truth = {
+            "Q_kgh": float(a["true_emission_rate_kg_h"]),
+            "x0": float(a.get("true_x0", np.nan)),
+            "y0": float(a.get("true_y0", np.nan)),
+        }
+    return Scene(obs, met, model, truth)
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` then rename it into place.
+
+    On any error the temporary file is removed and ``path`` is left untouched, so no
+    partial output is ever visible.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"output folder {str(parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,396 @@
+"""End-to-end pipelines as plain Python functions (the CLI is a thin layer over these).
+
+* :func:`simulate` — a synthetic Gaussian-plume scene (column image or point receptors)
+  as a CF ``xarray.Dataset`` (schema: :mod:`plumax._scene`);
+* :func:`invert` — MAP + Laplace or NUTS (vardax-lite) on the Gaussian plume →
+  :class:`Inversion` (a :class:`plumax_core.Posterior` and a summary in kg/h);
+* :func:`fuse_instruments` — Tier IV: several instruments, one posterior over
+  ``(Q, x0, y0, bias_<instrument>...)``, with an optional held-out instrument;
+* :func:`plume_prior` — the default weakly informative prior.
+
+Units: emission rates are kg/s inside models and posteriors, kg/h in summaries.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from plumax_core import (
+    AbstractForwardModel,
+    AbstractPrior,
+    GaussianPrior,
+    MetField,
+    Observations,
+    ParamSpec,
+    Posterior,
+)
+
+from ._fusion import FusedForwardModel, Instrument, fuse_observations
+from ._scene import Scene, read_scene, scene_dataset
+
+__all__ = [
+    "FusionResult",
+    "Inversion",
+    "KG_H_PER_KG_S",
+    "METHODS",
+    "default_geometry",
+    "fuse_instruments",
+    "invert",
+    "plume_prior",
+    "simulate",
+    "summarise",
+]
+
+#: kg/h per kg/s.
+KG_H_PER_KG_S = 3600.0
+METHODS = ("laplace", "nuts")
+
+
+def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
+    """A square ``n x n`` column image (ppm m) from ``-upwind`` to ``extent - upwind`` in
+    x and ``±extent/2`` in y (m): a point source at the origin with a westerly wind."""
+    from plumax_transport import ColumnImage
+
+    return ColumnImage(
+        np.linspace(-upwind, extent - upwind, n), np.linspace(-extent / 2, extent / 2, n)
+    )
+
+
+def simulate(
+    *,
+    q_kgh: float,
+    x0: float = 0.0,
+    y0: float = 0.0,
+    height: float = 5.0,
+    wind_speed: float = 4.0,
+    wind_dir: float = 270.0,
+    stability: str = "C",
+    pblh: float = 800.0,
+    geometry: Any = None,
+    noise: float = 20.0,
+    key: PRNGKeyArray | None = None,
+    terrain: str = "rural",
+):
+    """Simulate a Gaussian-plume scene and return it as a CF ``xarray.Dataset``.
+
+    Args:
+        q_kgh: true emission rate, kg/h (> 0).
+        x0, y0: source position, m.
+        height: release height, m (recorded as known, ``source_height``).
+        wind_speed: m/s (>= 0.5, the plume model's floor); wind_dir: degrees, from.
+        stability: Pasquill class A-F; pblh: boundary-layer height, m.
+        geometry: a ``ColumnImage`` or ``PointReceptors``; None = :func:`default_geometry`.
+        noise: 1-sigma Gaussian noise in the observation units (ppm m for a column
+            image), > 0; it is always recorded as ``sigma``.
+        key: PRNG key for the noise; None = noise-free values (still carrying ``sigma``).
+        terrain: ``"rural"`` or ``"urban"`` dispersion.
+
+    Raises:
+        ValueError: non-physical input (negative or too-slow wind, unknown stability,
+            ``q_kgh <= 0``, ``noise <= 0``), each naming the argument.
+    """
+    from plumax_transport import GaussianPlume
+
+    if not (math.isfinite(q_kgh) and q_kgh > 0):
+        raise ValueError(f"`q_kgh` (emission rate) must be > 0 kg/h, got {q_kgh}")
+    if not (math.isfinite(wind_speed) and wind_speed > 0):
+        raise ValueError(f"`wind_speed` must be > 0 m/s, got {wind_speed}")
+    if not (math.isfinite(noise) and noise > 0):
+        raise ValueError(f"`noise` (1-sigma, observation units) must be > 0, got {noise}")
+    met = MetField.uniform(
+        float(wind_speed), float(wind_dir), stability=stability, pblh=pblh, source="synthetic"
+    )
+    geometry = default_geometry() if geometry is None else geometry
+    model = GaussianPlume(geometry, terrain=terrain)
+    params = {
+        "Q": jnp.asarray(q_kgh / KG_H_PER_KG_S),
+        "x0": jnp.asarray(float(x0)),
+        "y0": jnp.asarray(float(y0)),
+        "H": jnp.asarray(float(height)),
+    }
+    clean = model(params, met)
+    values = clean.values
+    if key is not None:
+        values = values + noise * jr.normal(key, values.shape, dtype=values.dtype)
+    obs = clean.replace(
+        values=values, sigma=jnp.asarray(noise, values.dtype), instrument="synthetic"
+    )
+    return scene_dataset(
+        obs,
+        met,
+        geometry=geometry,
+        source_height=height,
+        terrain=terrain,
+        truth={"Q_kgh": q_kgh, "x0": x0, "y0": y0},
+        extra_attrs={"noise_sigma": float(noise), "noise_free": int(key is None)},
+    )
+
+
+def plume_prior(
+    spec: ParamSpec,
+    *,
+    q_kgh: float = 100.0,
+    q_log_std: float = 1.5,
+    position: tuple[float, float] = (0.0, 0.0),
+    position_std: float = 100.0,
+    bias_std: float | Mapping[str, float] = 10.0,
+) -> GaussianPrior:
+    """An independent Gaussian prior in the unconstrained space of ``spec``.
+
+    ``Q`` is lognormal with median ``q_kgh`` (kg/h) and log-std ``q_log_std``; ``x0``,
+    ``y0`` are normal around ``position`` (m) with std ``position_std``; every
+    ``bias_<name>`` is normal around 0 with std ``bias_std`` (a number, or a mapping
+    ``name -> std``); any other parameter gets N(0, 1) in its unconstrained coordinate.
+    """
+    mean, std = [], []
+    for p in spec.params:
+        if p.shape != ():
+            raise ValueError(f"plume_prior handles scalar parameters only; {p.name!r} is not")
+        if p.name == "Q":
+            mean.append(math.log(q_kgh / KG_H_PER_KG_S))
+            std.append(q_log_std)
+        elif p.name in ("x0", "y0"):
+            mean.append(position[0] if p.name == "x0" else position[1])
+            std.append(position_std)
+        elif p.name.startswith("bias_"):
+            s = bias_std[p.name[5:]] if isinstance(bias_std, Mapping) else bias_std
+            mean.append(0.0)
+            std.append(float(s))
+        else:
+            mean.append(0.0)
+            std.append(1.0)
+    return GaussianPrior.from_std(spec, jnp.asarray(mean), jnp.asarray(std))
+
+
+@dataclasses.dataclass(frozen=True)
+class Inversion:
+    """The result of :func:`invert`.
+
+    Attributes:
+        posterior: over the model's unconstrained parameters (``log Q`` in kg/s, ...).
+        summary: per parameter ``{"units", "median", "mean", "std", "lo", "hi"}`` in
+            physical units with ``Q`` in kg/h, plus ``"level"``, ``"method"``,
+            ``"converged"`` and, for a synthetic scene, ``"truth"``.
+        method: ``"laplace"`` or ``"nuts"``.
+    """
+
+    posterior: Posterior
+    summary: dict[str, Any]
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: ``{"summary": ..., "posterior": Posterior.to_dict()}``."""
+        return {"summary": self.summary, "posterior": self.posterior.to_dict()}
+
+    def storable_posterior(self) -> Posterior:
+        """The posterior with a materialised covariance (a matrix-free Laplace operator
+        holds closures, which an :class:`plumax_core.ArtifactRegistry` cannot store)."""
+        return Posterior.from_dict(self.posterior.to_dict())
+
+
+def summarise(
+    posterior: Posterior, *, level: float = 0.9, key: PRNGKeyArray | None = None, n: int = 4000
+) -> dict[str, Any]:
+    """Physical-unit summary of a posterior (``Q`` in kg/h): median, mean, std, interval.
+
+    Intervals are equal-tailed (:meth:`plumax_core.Posterior.credible_interval`);
+    medians map the flat-space median through the monotone transforms (exact); means and
+    stds come from ``n`` draws (``key`` defaults to ``jr.key(0)``: deterministic).
+    """
+    spec = posterior.param_spec
+    if spec is None:
+        raise ValueError("the posterior has no param_spec; physical units are unknown")
+    ci = posterior.credible_interval(level)
+    if posterior.samples is not None:
+        flat = posterior.flat_samples()
+        zmed = jnp.median(flat, axis=0)
+        draws = spec.from_unconstrained(flat)
+    else:
+        zmed = posterior.mean
+        draws = posterior.sample_params(jr.key(0) if key is None else key, n)
+    med = spec.unflatten(spec.forward_transform(zmed)[0])
+    out: dict[str, Any] = {"level": float(level)}
+    for p in spec.params:
+        scale = KG_H_PER_KG_S if p.name == "Q" else 1.0
+        units = "kg/h" if p.name == "Q" else p.units
+        d = np.asarray(draws[p.name], dtype=np.float64) * scale
+        out[p.name] = {
+            "units": units,
+            "median": float(np.asarray(med[p.name])) * scale,
+            "mean": float(d.mean()),
+            "std": float(d.std(ddof=1)),
+            "lo": float(np.asarray(ci[p.name][0])) * scale,
+            "hi": float(np.asarray(ci[p.name][1])) * scale,
+        }
+    return out
+
+
+def _as_scene(observations, met, model) -> tuple[Observations, MetField, AbstractForwardModel, Any]:
+    truth = None
+    if isinstance(observations, Scene):
+        scene = observations
+    elif not isinstance(observations, Observations):
+        scene = read_scene(observations)  # an xarray.Dataset
+    else:
+        scene = None
+    if scene is not None:
+        observations, truth = scene.observations, scene.truth
+        met = scene.met if met is None else met
+        model = scene.model if model is None else model
+    if met is None or model is None:
+        raise ValueError("pass `met` and `model` with bare Observations (or pass a scene Dataset)")
+    return observations, met, model, truth
+
+
+def invert(
+    observations: Any,
+    met: MetField | None = None,
+    model: AbstractForwardModel | None = None,
+    prior: AbstractPrior | None = None,
+    *,
+    method: str = "laplace",
+    key: PRNGKeyArray | None = None,
+    level: float = 0.9,
+    num_warmup: int = 300,
+    num_samples: int = 300,
+    num_chains: int = 2,
+) -> Inversion:
+    """Invert observations for the source: MAP + Laplace or NUTS (vardax-lite).
+
+    Args:
+        observations: :class:`plumax_core.Observations` (then pass ``met`` and
+            ``model``), or a scene ``xarray.Dataset`` written by :func:`simulate`
+            (met, model and truth are read from it).
+        met, model: the met and forward model (``model`` e.g. ``pin(GaussianPlume(g),
+            H=5.0)`` so the parameters are ``(Q, x0, y0)``).
+        prior: None = :func:`plume_prior` on the model's spec.
+        method: ``"laplace"`` (:class:`vardax_lite.ThreeDVar` + Laplace covariance) or
+            ``"nuts"`` (:class:`vardax_lite.NUTSOracle`, started at the MAP).
+        key: PRNG key for NUTS (default ``jr.key(0)``).
+        level: credible level of the summary intervals.
+        num_warmup, num_samples, num_chains: NUTS budget.
+    """
+    import vardax_lite as vx
+
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    obs, met, model, truth = _as_scene(observations, met, model)
+    prior = plume_prior(model.param_spec) if prior is None else prior
+    problem = vx.Problem(model, met, obs, prior)
+    key = jr.key(0) if key is None else key
+    if method == "laplace":
+        # tolerances on the whitened control: reachable in the working precision
+        tol = 1e-8 if jnp.dtype(jnp.result_type(float)) == jnp.float64 else 1e-5
+        analysis = vx.ThreeDVar(max_steps=100, rtol=tol, atol=tol, adapter=vx.LaplaceCovariance())
+        post = analysis.posterior(problem)
+    else:
+        analysis = vx.NUTSOracle(
+            num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains
+        )
+        post = analysis.posterior(problem, key=key)
+    summary = summarise(post, level=level)
+    summary["method"] = method
+    summary["converged"] = post.provenance.get("converged")
+    if truth is not None:
+        summary["truth"] = truth
+    return Inversion(post, summary, method)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionResult:
+    """The result of :func:`fuse_instruments`.
+
+    Attributes:
+        inversion: the fused posterior and its summary (biases included).
+        model: the :class:`FusedForwardModel` inverted (held-out instrument excluded).
+        observations: the fused flat observations.
+        holdout: for a held-out instrument, a predictive check: ``{"instrument",
+            "bias_estimate", "reduced_chi2", "n"}`` where the residual
+            ``y - A(base(theta))`` is averaged over posterior draws, its mean is the
+            implied bias and ``reduced_chi2`` is the mean squared de-biased residual
+            over ``sigma^2 + predictive variance``. None otherwise.
+    """
+
+    inversion: Inversion
+    model: FusedForwardModel
+    observations: Observations
+    holdout: dict[str, Any] | None
+
+
+def fuse_instruments(
+    observations: Mapping[str, Observations],
+    met: MetField,
+    base: AbstractForwardModel,
+    instruments: Sequence[Instrument],
+    prior: AbstractPrior | None = None,
+    *,
+    method: str = "laplace",
+    hold_out: str | None = None,
+    key: PRNGKeyArray | None = None,
+    level: float = 0.9,
+    prior_kwargs: Mapping[str, Any] | None = None,
+    **invert_kwargs: Any,
+) -> FusionResult:
+    """Tier IV: one posterior over ``(base params, bias_<name>...)`` from all instruments.
+
+    Args:
+        observations: ``{instrument name: Observations}`` (shape as the instrument sees).
+        met: the met; base: the shared transport model (e.g. ``pin(plume, H=5.0)``).
+        instruments: the :class:`Instrument` set (operators, noise, bias prior widths).
+        prior: None = :func:`plume_prior` with each instrument's ``bias_std`` (and
+            ``prior_kwargs``).
+        method: ``"laplace"`` or ``"nuts"``.
+        hold_out: name of an instrument to leave out of the fit and check against the
+            fused posterior's prediction (see :attr:`FusionResult.holdout`).
+    """
+    full = FusedForwardModel(base, instruments, met)
+    model = full if hold_out is None else full.without(hold_out, met)
+    data = fuse_observations(model, observations)
+    if prior is None:
+        kw = dict(prior_kwargs or {})
+        kw.setdefault("bias_std", {i.name: i.bias_std for i in model.instruments})
+        prior = plume_prior(model.param_spec, **kw)
+    inv = invert(data, met, model, prior, method=method, key=key, level=level, **invert_kwargs)
+    holdout = None
+    if hold_out is not None:
+        holdout = _holdout_check(full, hold_out, observations[hold_out], met, inv.posterior, key)
+    return FusionResult(inv, model, data, holdout)
+
+
+def _holdout_check(
+    full: FusedForwardModel,
+    name: str,
+    obs: Observations,
+    met: MetField,
+    posterior: Posterior,
+    key: PRNGKeyArray | None,
+    n: int = 200,
+) -> dict[str, Any]:
+    k = full.names.index(name)
+    member = full.members[k]
+    inst = full.instruments[k]
+    spec = posterior.param_spec
+    draws = posterior.sample_params(jr.key(1) if key is None else jr.fold_in(key, 1), n)
+    base_names = full.base.param_spec.names
+    predict: Callable = jax.vmap(lambda p: member(p, met).values)
+    pred = np.asarray(predict({b: draws[b] for b in base_names}), dtype=np.float64)
+    assert spec is not None
+    y = np.asarray(obs.values, dtype=np.float64)
+    valid = np.asarray(obs.valid())
+    sigma = (
+        np.broadcast_to(np.asarray(obs.sigma_full(), dtype=np.float64), y.shape)
+        if (obs.sigma is not None or obs.noise is not None)
+        else np.full(y.shape, inst.sigma)
+    )
+    resid = y - pred.mean(axis=0)
+    bias = float(resid[valid].mean())
+    var = sigma**2 + pred.var(axis=0)
+    chi2 = float(np.mean(((resid - bias) ** 2 / var)[valid]))
+    return {"instrument": name, "bias_estimate": bias, "reduced_chi2": chi2, "n": int(valid.sum())}

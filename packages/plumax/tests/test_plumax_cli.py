@@ -1,0 +1,148 @@
+"""The ``plumax`` CLI: simulate -> invert -> registry, and bad input handled in one line."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from plumax._cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        r = _run("simulate", "scene.nc", "--pixels", "16", "--seed", "2", "--q-kgh", "300")
+        assert r.exit_code == 0, r.output
+        r = _run("invert", "scene.nc", "--out", "post.json", "--registry", "runs")
+        assert r.exit_code == 0, r.output
+    finally:
+        os.chdir(cwd)
+    return d
+
+
+def test_help_teaches():
+    r = _run("--help")
+    assert r.exit_code == 0
+    assert "plumax demo --fast" in r.output and "kg/h" in r.output
+    for cmd in ("simulate", "invert", "demo", "registry"):
+        r = _run(cmd, "--help")
+        assert r.exit_code == 0 and "Examples" in r.output or cmd == "registry"
+
+
+def test_simulate_writes_cf_netcdf(workdir):
+    with xr.open_dataset(workdir / "scene.nc") as ds:
+        assert ds["values"].dims == ("y", "x") and ds["values"].shape == (16, 16)
+        assert ds["values"].attrs["units"] == "ppm m"
+        assert ds["sigma"].attrs["units"] == "ppm m"
+        assert ds["x"].attrs["units"] == "m"
+        assert ds.attrs["Conventions"] == "CF-1.8"
+        assert ds.attrs["met_wind_speed"] == pytest.approx(4.0)
+        assert ds.attrs["met_stability_class"] == "C"
+        assert ds.attrs["true_emission_rate_kg_h"] == 300.0
+        assert float(ds["values"].max()) > 100.0
+
+
+def test_simulate_is_deterministic_given_seed(tmp_path):
+    a, b, c = (tmp_path / n for n in ("a.nc", "b.nc", "c.nc"))
+    for path, seed in ((a, "4"), (b, "4"), (c, "5")):
+        assert _run("simulate", str(path), "--pixels", "8", "--seed", seed).exit_code == 0
+    va, vb, vc = (xr.load_dataset(p)["values"].values for p in (a, b, c))
+    np.testing.assert_array_equal(va, vb)
+    assert not np.array_equal(va, vc)
+
+
+def test_invert_json_contains_truth_interval(workdir):
+    d = json.loads((workdir / "post.json").read_text())
+    q = d["summary"]["Q"]
+    assert q["units"] == "kg/h" and q["lo"] < 300.0 < q["hi"]
+    assert d["summary"]["truth"]["Q_kgh"] == 300.0
+    assert d["posterior"]["param_spec"]["params"][0]["name"] == "Q"
+
+
+def test_registry_ls_show_lineage(workdir):
+    root = str(workdir / "runs")
+    r = _run("registry", "ls", "--root", root)
+    assert r.exit_code == 0 and "posterior-scene-laplace" in r.output
+    r = _run("registry", "show", "posterior-scene-laplace", "--root", root)
+    assert r.exit_code == 0 and '"role": "oracle"' in r.output
+    r = _run("registry", "lineage", "posterior-scene-laplace", "--root", root)
+    assert r.exit_code == 0
+    assert "observations-scene" in r.output and "(missing)" not in r.output
+
+
+def test_registry_lineage_reports_a_deleted_artifact(workdir, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(workdir / "runs", root)
+    from plumax_core import ArtifactRegistry
+
+    reg = ArtifactRegistry(root)
+    reg.path("observations-scene").unlink()
+    r = _run("registry", "lineage", "posterior-scene-laplace", "--root", str(root))
+    assert r.exit_code == 0
+    assert "observations-scene [baseline]" in r.stdout and "(missing)" in r.stdout
+    assert "1 artifact(s) not ok" in r.stderr and "Traceback" not in r.output
+
+
+def _assert_one_line_error(r, needle: str):
+    assert r.exit_code != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error:") and needle in lines[0], lines[0]
+    assert "Traceback" not in r.output
+
+
+def _files(d: Path) -> set[str]:
+    return {p.name for p in d.iterdir()}
+
+
+def test_bad_input_missing_file(tmp_path):
+    before = _files(tmp_path)
+    r = _run("invert", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "p.json"))
+    _assert_one_line_error(r, "does not exist")
+    assert _files(tmp_path) == before
+
+
+def test_bad_input_wrong_variables_and_units(workdir, tmp_path):
+    ds = xr.load_dataset(workdir / "scene.nc")
+    ds.drop_vars("sigma").to_netcdf(tmp_path / "nosigma.nc")
+    wrong = ds.copy()
+    wrong["values"].attrs["units"] = "ppb"
+    wrong.to_netcdf(tmp_path / "units.nc")
+    (tmp_path / "junk.nc").write_text("not a netcdf file")
+    before = _files(tmp_path)
+    for name, needle in (("nosigma.nc", "'sigma'"), ("units.nc", "ppb"), ("junk.nc", "NetCDF")):
+        r = _run("invert", str(tmp_path / name), "--out", str(tmp_path / "p.json"))
+        _assert_one_line_error(r, needle)
+    assert _files(tmp_path) == before
+
+
+def test_bad_input_negative_or_slow_wind(tmp_path):
+    r = _run("simulate", str(tmp_path / "s.nc"), "--wind-speed", "-2")
+    _assert_one_line_error(r, "wind")
+    r = _run("simulate", str(tmp_path / "s.nc"), "--wind-speed", "0.2", "--pixels", "8")
+    _assert_one_line_error(r, "wind")
+    r = _run("simulate", str(tmp_path / "s.nc"), "--stability", "Q", "--pixels", "8")
+    _assert_one_line_error(r, "stability")
+    assert _files(tmp_path) == set()
+
+
+def test_bad_registry_root(tmp_path):
+    r = _run("registry", "ls", "--root", str(tmp_path / "none"))
+    _assert_one_line_error(r, "no registry")
+    r = _run("invert", str(tmp_path / "x.nc"), "--method", "magic")
+    _assert_one_line_error(r, "--method")
