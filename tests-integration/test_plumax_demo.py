@@ -18,11 +18,12 @@ def test_plumax_demo_fast(tmp_path):
     finally:
         os.chdir(cwd)
     assert r.exit_code == 0, r.output
-    assert "transport-only" in r.stderr and "plumax-rtm" in r.stderr
+    assert "plumax-rtm" in r.stderr and "matched-filter" in r.stderr
     out = tmp_path / "demo"
     for name in (
         "report.html",
         "scene.nc",
+        "retrieved.nc",
         "summary.json",
         "posterior-laplace.json",
         "posterior-nuts.json",
@@ -31,8 +32,13 @@ def test_plumax_demo_fast(tmp_path):
         assert (out / name).is_file(), name
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2
+    assert "retrieved enhancement" in html and "plume mask" in html
     summary = json.loads((out / "summary.json").read_text())
     q_true = summary["truth"]["Q"]
+    assert summary["transport_only"] is False
+    ret = summary["retrieval"]
+    assert ret["mask_pixels"] >= 5 and ret["residual_scale"] >= 1.0
+    assert ret["IME"] is not None and ret["mean_uncertainty_ppm_m"] > 0
     for method in ("laplace", "nuts"):
         q = summary[method]["Q"]
         assert summary[method]["level"] == 0.9

@@ -6,7 +6,11 @@
   :class:`Inversion` (a :class:`plumax_core.Posterior` and a summary in kg/h);
 * :func:`fuse_instruments` — Tier IV: several instruments, one posterior over
   ``(Q, x0, y0, bias_<instrument>...)``, with an optional held-out instrument;
-* :func:`plume_prior` — the default weakly informative prior.
+* :func:`plume_prior` — the default weakly informative prior;
+* :func:`simulate_radiance` / :func:`retrieve` — Tier IV overpass: Gaussian plume →
+  EMIT-like radiance (plumax-rtm) → matched filter, plume mask, IME/CSF; the retrieved
+  map inverts with :func:`invert` (:func:`add_gain_uncertainty` folds the filter's gain
+  error into Q).
 
 Units: emission rates are kg/s inside models and posteriors, kg/h in summaries.
 """
@@ -33,10 +37,26 @@ from plumax_core import (
 )
 
 from ._fusion import FusedForwardModel, Instrument, fuse_observations
+from ._overpass import (
+    RETRIEVAL_GAIN_STD,
+    RadianceScene,
+    Retrieval,
+    add_gain_uncertainty,
+    pixel_averaged_plume,
+    retrieve,
+    simulate_radiance,
+)
 from ._scene import Scene, read_scene, scene_dataset
 
 __all__ = [
+    "RETRIEVAL_GAIN_STD",
     "FusionResult",
+    "RadianceScene",
+    "Retrieval",
+    "add_gain_uncertainty",
+    "pixel_averaged_plume",
+    "retrieve",
+    "simulate_radiance",
     "Inversion",
     "KG_H_PER_KG_S",
     "METHODS",
