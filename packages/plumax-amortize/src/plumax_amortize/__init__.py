@@ -1,5 +1,47 @@
-"""Amortized posteriors with conditional normalizing flows."""
+"""plumax-amortize: amortized posteriors with conditional normalizing flows (cycle step 5).
+
+Neural posterior estimation (Papamakarios & Murray 2016; Greenberg et al. 2019) with
+flowjax conditional flows: simulate ``(theta, y)`` pairs from a prior and ANY
+:class:`plumax_core.AbstractForwardModel`, train ``q(theta | y)`` by maximum likelihood,
+and turn a new observation into a :class:`plumax_core.Posterior` in one forward pass.
+
+* simulation: :func:`simulate`, :class:`SimulationBank`; noise models
+  :class:`AbstractNoiseModel`, :class:`GaussianNoise`, :class:`ObservationNoise`,
+  :class:`RandomMask`;
+* summary networks: :class:`AbstractEmbedding`, :class:`MLPEmbedding`,
+  :class:`CNNEmbedding`, :class:`DeepSetEmbedding`;
+* flows and training: :class:`FlowConfig`, :func:`build_flow`, :class:`TrainConfig`,
+  :class:`TrainHistory`, :func:`fit_npe`, :class:`NPE`;
+* checkpoints: :func:`save_npe`, :func:`load_npe` (core ``ArtifactRegistry``);
+* diagnostics: :func:`sbc_check`, :func:`tarp_check`, :func:`calibration_report`,
+  :func:`posterior_predictive_check`, :func:`c2st`.
+"""
 
 import importlib.metadata
+
+from ._c2st import c2st as c2st
+from ._checkpoint import load_npe as load_npe, save_npe as save_npe
+from ._diagnostics import (
+    calibration_report as calibration_report,
+    posterior_predictive_check as posterior_predictive_check,
+    sbc_check as sbc_check,
+    tarp_check as tarp_check,
+)
+from ._embeddings import (
+    AbstractEmbedding as AbstractEmbedding,
+    CNNEmbedding as CNNEmbedding,
+    DeepSetEmbedding as DeepSetEmbedding,
+    MLPEmbedding as MLPEmbedding,
+)
+from ._flows import FlowConfig as FlowConfig, build_flow as build_flow
+from ._noise import (
+    AbstractNoiseModel as AbstractNoiseModel,
+    GaussianNoise as GaussianNoise,
+    ObservationNoise as ObservationNoise,
+    RandomMask as RandomMask,
+)
+from ._npe import NPE as NPE
+from ._simulate import SimulationBank as SimulationBank, simulate as simulate
+from ._train import TrainConfig as TrainConfig, TrainHistory as TrainHistory, fit_npe as fit_npe
 
 __version__ = importlib.metadata.version("plumax-amortize")

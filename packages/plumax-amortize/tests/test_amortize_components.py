@@ -1,0 +1,231 @@
+"""Embeddings, noise models, support, checkpoints, determinism and bad input."""
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import plumax_amortize as pa
+from plumax_core import ArtifactRegistry, ModelRole, Observations
+
+EMBEDDINGS = {
+    "mlp": lambda: pa.MLPEmbedding((5,), 8, width=16, key=jr.key(0)),
+    "cnn": lambda: pa.CNNEmbedding((8, 8), 8, channels=(4, 4), key=jr.key(0)),
+    "deepset_mlp": lambda: pa.DeepSetEmbedding(
+        pa.MLPEmbedding((5,), 8, width=16, key=jr.key(0)), 3, 8, width=16, key=jr.key(1)
+    ),
+    "deepset_cnn": lambda: pa.DeepSetEmbedding(
+        pa.CNNEmbedding((8, 8), 8, channels=(4,), key=jr.key(0)), 2, 8, width=16, key=jr.key(1)
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mlp",
+        "deepset_mlp",
+        pytest.param("cnn", marks=pytest.mark.slow),
+        pytest.param("deepset_cnn", marks=pytest.mark.slow),
+    ],
+)
+def test_embedding_contract(name, getkey):
+    emb = EMBEDDINGS[name]()
+    shape = emb.obs_shape
+    x = jr.normal(getkey(), shape)
+    mask = jr.uniform(getkey(), shape) > 0.3
+    out = emb(x, mask)
+    assert out.shape == (emb.out_dim,)
+    assert bool(jnp.all(jnp.isfinite(out)))
+    # masked elements do not influence the features
+    other = jnp.where(mask, x, 100.0 * jr.normal(getkey(), shape))
+    np.testing.assert_allclose(emb(other, mask), out, rtol=1e-5, atol=1e-5)
+    # jit equals eager, vmap equals a loop
+    np.testing.assert_allclose(eqx_jit(emb)(x, mask), out, rtol=1e-5, atol=1e-5)
+    xb = jnp.stack([x, 2 * x])
+    mb = jnp.stack([mask, mask])
+    np.testing.assert_allclose(jax.vmap(emb)(xb, mb)[1], emb(2 * x, mask), rtol=1e-5, atol=1e-5)
+
+
+def eqx_jit(f):
+    import equinox as eqx
+
+    return eqx.filter_jit(f)
+
+
+@pytest.mark.parametrize("name", ["deepset_mlp", "deepset_cnn"])
+def test_deepset_is_permutation_and_padding_invariant(name, getkey):
+    emb = EMBEDDINGS[name]()
+    shape = emb.obs_shape
+    x = jr.normal(getkey(), shape)
+    mask = jnp.ones(shape, bool)
+    perm = jnp.array([shape[0] - 1, *range(shape[0] - 1)])
+    np.testing.assert_allclose(emb(x[perm], mask[perm]), emb(x, mask), rtol=1e-5, atol=1e-5)
+    # hiding the last overpass = padding: the result equals the one without it,
+    # and differs from the full set (the count enters the features)
+    pad = mask.at[-1].set(False)
+    x_junk = x.at[-1].set(123.0)
+    np.testing.assert_allclose(emb(x_junk, pad), emb(x, pad), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(emb(x, pad), emb(x, mask))
+
+
+def test_noise_models(getkey):
+    values = jnp.ones((4, 4))
+    mask = jnp.ones((4, 4), bool)
+    noisy, valid = pa.GaussianNoise(0.5)(values, None, mask, key=getkey())
+    assert bool(valid.all()) and float(jnp.std(noisy - 1)) > 0.1
+    hidden = pa.RandomMask(pa.GaussianNoise(0.1), 0.9)
+    vals, valid = jax.vmap(lambda k: hidden(values, None, mask, key=k))(jr.split(getkey(), 50))
+    assert 0 < float(valid.mean()) < 1
+    assert bool(jnp.all(jnp.isnan(vals) == ~valid))
+    with pytest.raises(ValueError, match="sigma"):
+        pa.ObservationNoise()(values, None, mask, key=getkey())
+    with pytest.raises(ValueError, match="scale"):
+        pa.GaussianNoise(-1.0)
+    with pytest.raises(ValueError, match="max_fraction"):
+        pa.RandomMask(pa.GaussianNoise(1.0), 1.0)
+
+
+@pytest.fixture(scope="module")
+def blob_npe(blob):
+    """An untrained CNN estimator (random weights) and masked, noisy blob images with NaN
+    where hidden: enough for the shape, mask, support and checkpoint contracts."""
+    model, prior, met = blob
+    noise = pa.RandomMask(pa.ObservationNoise(), 0.5)
+    bank = pa.simulate(model, prior, met, noise, 16, key=jr.key(3))
+    emb = pa.CNNEmbedding((8, 8), 8, channels=(4, 4), key=jr.key(4))
+    config = pa.FlowConfig("coupling_rqs", flow_layers=2, nn_width=16)
+    npe = pa.NPE(
+        pa.build_flow(config, 2, 8, key=jr.key(5)),
+        emb,
+        bank.param_spec,
+        theta_loc=jnp.zeros(2),
+        theta_scale=3.0 * jnp.ones(2),  # wide: draws reach far into the tails
+        obs_loc=jnp.zeros((8, 8)),
+        obs_scale=jnp.ones((8, 8)),
+        flow_config=config,
+        simulator_id=bank.simulator_id,
+        simulator_hash=bank.simulator_hash,
+        dataset_hash=bank.content_hash(),
+    )
+    return npe, bank
+
+
+def test_masked_nan_images_and_support(blob_npe, getkey):
+    npe, bank = blob_npe
+    assert bool(jnp.isnan(bank.values).any())  # the bank holds NaN in hidden pixels
+    values, mask = bank.values[0], bank.mask[0]
+    post = npe.posterior(values, mask, key=getkey(), n_samples=300)
+    # NaNs in masked pixels are fine and their content is irrelevant
+    again = npe.posterior(jnp.where(mask, values, -7.0), mask, key=jr.key(0), n_samples=300)
+    first = npe.posterior(values, mask, key=jr.key(0), n_samples=300)
+    np.testing.assert_allclose(again.samples, first.samples, rtol=1e-5, atol=1e-5)
+    # every draw (even from a barely trained flow) lies in the prior support
+    params = post.param_spec.from_unconstrained(post.flat_samples())
+    assert bool(jnp.all(npe.param_spec.in_support(params)))
+    q = np.asarray(params["q"])
+    assert q.min() >= 0.1 and q.max() <= 10.0
+    obs = Observations(values, sigma=0.1, mask=mask, kind="column_ppm_m")
+    np.testing.assert_allclose(
+        npe.posterior(obs, key=jr.key(0), n_samples=300).samples, first.samples, rtol=1e-5
+    )
+
+
+def test_bad_observations_raise(blob_npe):
+    npe, bank = blob_npe
+    with pytest.raises(ValueError, match="`observations` must have shape"):
+        npe.posterior(jnp.ones((7, 8)), key=jr.key(0))
+    with pytest.raises(ValueError, match="`observations` must have shape"):
+        npe.sample_batch(jnp.ones((8, 8)), key=jr.key(0))
+    with pytest.raises(ValueError, match="entirely masked"):
+        npe.posterior(jnp.ones((8, 8)), jnp.zeros((8, 8), bool), key=jr.key(0))
+    with pytest.raises(ValueError, match="entirely masked"):
+        npe.sample_batch(bank.values[:2], bank.mask[:2].at[1].set(False), key=jr.key(0))
+    with pytest.raises(ValueError, match="non-finite"):
+        npe.posterior(jnp.full((8, 8), jnp.nan), key=jr.key(0))
+    with pytest.raises(ValueError, match="n_samples"):
+        npe.posterior(bank.values[0], bank.mask[0], key=jr.key(0), n_samples=0)
+    with pytest.raises(TypeError, match="observations"):
+        npe.posterior("not an array", key=jr.key(0))
+
+
+def test_checkpoint_roundtrip_and_lineage(blob_npe, tmp_path):
+    npe, bank = blob_npe
+    reg = ArtifactRegistry(tmp_path / "reg")
+    h = pa.save_npe(npe, reg, "blob-npe")
+    assert h == npe.artifact_hash
+    rec = reg.info("blob-npe")
+    assert rec.role == ModelRole.PREDICTOR
+    assert rec.lineage.oracle_hash == bank.simulator_hash
+    assert rec.lineage.training_artifact == npe.dataset_hash
+    loaded = pa.load_npe(reg, "blob-npe")
+    assert loaded.artifact_hash == npe.artifact_hash
+    a = npe.posterior(bank.values[1], bank.mask[1], key=jr.key(2), n_samples=50).samples
+    b = loaded.posterior(bank.values[1], bank.mask[1], key=jr.key(2), n_samples=50).samples
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_and_checkpoints(linear_gaussian, tmp_path):
+    p = linear_gaussian
+    bank = pa.simulate(p.model, p.prior, p.met, pa.ObservationNoise(), 200, key=jr.key(1))
+    again = pa.simulate(p.model, p.prior, p.met, pa.ObservationNoise(), 200, key=jr.key(1))
+    assert bank.content_hash() == again.content_hash()
+    reg = ArtifactRegistry(tmp_path / "reg")
+    kw = dict(
+        flow=pa.FlowConfig("maf", flow_layers=1, nn_width=8),
+        train=pa.TrainConfig(max_steps=5, batch_size=32),
+    )
+    n1, h1 = pa.fit_npe(bank, key=jr.key(9), registry=reg, name="lg", **kw)
+    n2, h2 = pa.fit_npe(bank, key=jr.key(9), **kw)
+    assert n1.artifact_hash == n2.artifact_hash
+    assert h1.artifact_hash == n1.artifact_hash and h2.artifact_hash is None
+    assert h1.train_loss == h2.train_loss and h1.n_steps == 5
+    assert reg.resolve("lg") == n1.artifact_hash
+    assert reg.info("lg").tags["n_steps"] == 5
+
+
+@pytest.mark.slow
+def test_simulate_repeated_overpasses(linear_gaussian):
+    p = linear_gaussian
+    bank = pa.simulate(
+        p.model,
+        p.prior,
+        [p.met, p.met, p.met],
+        pa.ObservationNoise(),
+        50,
+        key=jr.key(0),
+        min_repeats=1,
+    )
+    assert bank.values.shape == (50, 3, 5)
+    present = np.asarray(bank.mask.any(axis=2))
+    assert present[:, 0].all() and not present.all()
+    assert np.all(np.diff(present.astype(int), axis=1) <= 0)  # padding at the end
+
+
+def test_bad_configuration_raises(linear_gaussian, lg_banks):
+    p = linear_gaussian
+    train, _ = lg_banks
+    with pytest.raises(ValueError, match="kind"):
+        pa.FlowConfig("glow")
+    with pytest.raises(ValueError, match="flow_layers"):
+        pa.FlowConfig(flow_layers=0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        pa.TrainConfig(val_fraction=0.9)
+    with pytest.raises(ValueError, match="max_steps"):
+        pa.TrainConfig(max_steps=0)
+    with pytest.raises(ValueError, match="dim"):
+        pa.build_flow(pa.FlowConfig("coupling_rqs"), 1, 4, key=jr.key(0))
+    with pytest.raises(ValueError, match="obs_shape"):
+        pa.fit_npe(train, key=jr.key(0), embedding=pa.MLPEmbedding((6,), key=jr.key(0)))
+    with pytest.raises(TypeError, match="bank"):
+        pa.fit_npe(np.zeros(3), key=jr.key(0))
+    with pytest.raises(TypeError, match="noise"):
+        pa.simulate(p.model, p.prior, p.met, None, 10, key=jr.key(0))
+    with pytest.raises(ValueError, match="`n`"):
+        pa.simulate(p.model, p.prior, p.met, pa.ObservationNoise(), 0, key=jr.key(0))
+    with pytest.raises(ValueError, match="obs_shape"):
+        pa.CNNEmbedding((8,), key=jr.key(0))
+    with pytest.raises(ValueError, match="samples_b"):
+        pa.c2st(np.zeros((30, 2)), np.zeros((30, 3)), key=jr.key(0))
