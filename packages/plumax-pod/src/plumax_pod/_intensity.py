@@ -84,7 +84,36 @@ class ConstantIntensity(AbstractIntensity):
         return self.rate * (jnp.asarray(t1) - jnp.asarray(t0))
 
 
-class DiurnalIntensity(AbstractIntensity):
+class _AbstractHarmonicIntensity(AbstractIntensity):
+    """λ(t) = rate · (1 + amplitude · cos(2π (t − t_peak) / period)); shared by the
+    diurnal and seasonal cycles, which differ only in their default period.
+
+    Attributes (declared by each final subclass): ``rate`` (events/s), ``amplitude``
+    in [0, 1], ``t_peak`` (s), ``period`` (s, static).
+    """
+
+    rate: eqx.AbstractVar[Float[Array, ""]]
+    amplitude: eqx.AbstractVar[Float[Array, ""]]
+    t_peak: eqx.AbstractVar[Float[Array, ""]]
+    period: eqx.AbstractVar[float]
+
+    def __check_init__(self):
+        check_value("rate", self.rate, nonneg=True)
+        check_value("amplitude", self.amplitude, lo=0.0, hi=1.0)
+        check_value("period", self.period, positive=True)
+
+    def __call__(self, t):
+        t = jnp.asarray(t)
+        return self.rate * (1 + self.amplitude * jnp.cos(_TWO_PI * (t - self.t_peak) / self.period))
+
+    def integrated(self, t0, t1):
+        t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
+        return self.rate * (
+            (t1 - t0) + self.amplitude * _harmonic_integral(t0, t1, self.period, self.t_peak)
+        )
+
+
+class DiurnalIntensity(_AbstractHarmonicIntensity):
     """λ(t) = rate · (1 + amplitude · cos(2π (t − t_peak) / 1 day)), ``|amplitude| <= 1``.
 
     Attributes:
@@ -98,44 +127,14 @@ class DiurnalIntensity(AbstractIntensity):
     t_peak: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.0)
     period: float = eqx.field(static=True, default=DAY)
 
-    def __check_init__(self):
-        check_value("rate", self.rate, nonneg=True)
-        check_value("amplitude", self.amplitude, lo=0.0, hi=1.0)
-        check_value("period", self.period, positive=True)
 
-    def __call__(self, t):
-        t = jnp.asarray(t)
-        return self.rate * (1 + self.amplitude * jnp.cos(_TWO_PI * (t - self.t_peak) / self.period))
-
-    def integrated(self, t0, t1):
-        t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
-        return self.rate * (
-            (t1 - t0) + self.amplitude * _harmonic_integral(t0, t1, self.period, self.t_peak)
-        )
-
-
-class SeasonalIntensity(AbstractIntensity):
+class SeasonalIntensity(_AbstractHarmonicIntensity):
     """λ(t) = rate · (1 + amplitude · cos(2π (t − t_peak) / 1 year)); year = 365.25 d."""
 
     rate: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     amplitude: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     t_peak: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.0)
     period: float = eqx.field(static=True, default=YEAR)
-
-    def __check_init__(self):
-        check_value("rate", self.rate, nonneg=True)
-        check_value("amplitude", self.amplitude, lo=0.0, hi=1.0)
-        check_value("period", self.period, positive=True)
-
-    def __call__(self, t):
-        t = jnp.asarray(t)
-        return self.rate * (1 + self.amplitude * jnp.cos(_TWO_PI * (t - self.t_peak) / self.period))
-
-    def integrated(self, t0, t1):
-        t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
-        return self.rate * (
-            (t1 - t0) + self.amplitude * _harmonic_integral(t0, t1, self.period, self.t_peak)
-        )
 
 
 class DiurnalSeasonalIntensity(AbstractIntensity):
