@@ -273,3 +273,18 @@ def test_stability_from_obukhov():
     metL = MetField.uniform(4.0, 270.0, stability=None, obukhov_length=15.0, z0=0.1)
     b = GaussianPlume(geo)(P0, metL).values
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_non_strict_mode_returns_nan_under_tracing_instead_of_raising():
+    geo = ColumnImage(*GRID)
+    met = MetField.uniform(4.0, 270.0, stability="C")
+    bad = {"Q": jnp.asarray(jnp.nan), "x0": 0.0, "y0": 0.0, "H": 5.0}
+    good = {"Q": jnp.asarray(0.1), "x0": 0.0, "y0": 0.0, "H": 5.0}
+    lenient = jax.jit(lambda p: GaussianPlume(geo, strict=False)(p, met).values)
+    assert bool(jnp.all(jnp.isnan(lenient(bad))))
+    strict_values = jax.jit(lambda p: GaussianPlume(geo)(p, met).values)(good)
+    np.testing.assert_array_equal(lenient(good), strict_values)
+    with pytest.raises(Exception, match="support"):  # strict (default) still raises
+        jax.jit(lambda p: GaussianPlume(geo)(p, met).values)(bad).block_until_ready()
+    with pytest.raises(ValueError, match="NaN"):  # eager calls always raise
+        GaussianPlume(geo, strict=False)(bad, met)

@@ -42,7 +42,7 @@ def guard(x: Array, bad, msg: str) -> Array:
 
 
 def check_params(spec: ParamSpec, params: Mapping[str, Array]) -> dict[str, Array]:
-    """Validate names/shapes; NaN or out-of-support values raise (eagerly or in jit)."""
+    """Validate names/shapes; concrete NaN or out-of-support values raise here."""
     spec.validate(params)
     out = {k: jnp.asarray(params[k]) for k in spec.names}
     out = {
@@ -50,12 +50,8 @@ def check_params(spec: ParamSpec, params: Mapping[str, Array]) -> dict[str, Arra
     }
     if is_concrete(out):
         spec.check_in_support(out)
-        return out
-    ok = spec.in_support(out)
-    first = spec.names[0]
-    out[first] = eqx.error_if(
-        out[first], ~jnp.all(ok), "params contain NaN or a value outside the param_spec support"
-    )
+    # traced values are checked inside the jitted core by check_support (which honours
+    # the model's `strict` setting)
     return out
 
 
@@ -107,17 +103,21 @@ def profile_speed(speed, height, stability, terrain: str, reference_height: floa
 class Checks:
     """Collects input checks inside a jitted core.
 
-    With ``inside=True`` (the caller is itself being traced) each check is an
-    ``equinox.error_if``; otherwise the flags are returned as ``{message: bool}`` and
-    :meth:`raise_flags` turns a true one into a ``ValueError`` after the jitted call.
+    With ``inside=True`` (the caller is itself being traced) and ``strict=True`` each
+    check is an ``equinox.error_if``; otherwise the flags are returned as
+    ``{message: bool}``: eagerly, :meth:`raise_flags` turns a true one into a
+    ``ValueError`` after the jitted call; traced with ``strict=False``,
+    :func:`run_checked` turns the observations into NaN instead (so a sampler sees a
+    non-finite likelihood and rejects the proposal rather than aborting).
     """
 
-    def __init__(self, inside: bool):
+    def __init__(self, inside: bool, strict: bool = True):
         self.inside = inside
+        self.strict = strict
         self.flags: dict[str, Array] = {}
 
     def __call__(self, x: Array, bad, msg: str) -> Array:
-        if self.inside:
+        if self.inside and self.strict:
             return eqx.error_if(x, jnp.any(bad), msg)
         prev = self.flags.get(msg)
         flag = jnp.any(bad)
@@ -135,13 +135,17 @@ def run_checked(core, model, params: Mapping[str, Array], met: MetField):
     """Validate ``params``, run the jitted ``core(model, p, met, inside)``, raise its flags.
 
     ``inside`` is True when the caller is itself traced (checks become
-    ``equinox.error_if``); eagerly, the flags ``core`` returns become ``ValueError``s.
+    ``equinox.error_if``, or NaN observations when ``model.strict`` is False);
+    eagerly, the flags ``core`` returns become ``ValueError``s.
     """
     p = check_params(model.param_spec, params)
     inside = not is_concrete(p, met)
     obs, flags = core(model, p, met, inside)
     if not inside:
         Checks.raise_flags(flags)
+    elif flags:
+        bad = jnp.any(jnp.stack([jnp.any(f) for f in flags.values()]))
+        obs = obs.replace(values=jnp.where(bad, jnp.nan, obs.values))
     return obs
 
 

@@ -94,6 +94,11 @@ class GaussianPlume(AbstractForwardModel):
             disables the profile (the met wind is used at every height).
         min_wind_speed: documented floor, m/s; slower winds raise.
         check_upwind: raise when every receptor is upwind of the source.
+        strict: when the call is traced (jit/vmap/grad), raise on invalid input
+            (True, default) or return NaN observations (False). Use False under samplers
+            (NUTS), whose divergent proposals can be NaN or leave the support: the NaN
+            likelihood rejects the proposal instead of aborting the run. Eager calls
+            always raise.
     """
 
     geometry: AbstractGeometry
@@ -105,6 +110,7 @@ class GaussianPlume(AbstractForwardModel):
     reference_height: float | None = eqx.field(static=True, default=10.0)
     min_wind_speed: float = eqx.field(static=True, default=MIN_WIND_SPEED)
     check_upwind: bool = eqx.field(static=True, default=True)
+    strict: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         if not isinstance(self.geometry, AbstractGeometry):
@@ -149,7 +155,7 @@ class GaussianPlume(AbstractForwardModel):
 
 @eqx.filter_jit
 def _plume_core(model: GaussianPlume, p, met: MetField, inside: bool):
-    check = Checks(inside)
+    check = Checks(inside, strict=model.strict)
     p = check_support(model.param_spec, p, check)
     Q, x0, y0, H = p["Q"], p["x0"], p["y0"], p["H"]
     dtype = jnp.result_type(Q, x0, y0, H, met.u)

@@ -148,7 +148,7 @@ class GaussianPuff(AbstractForwardModel):
         obs_time: observation (snapshot) time, s; releases after it are not yet emitted.
         puff_interval: time between puff releases, s.
         meander: optional :class:`OUMeander`.
-        terrain, lid, n_images, method, reference_height, min_wind_speed: as for
+        terrain, lid, n_images, method, reference_height, min_wind_speed, strict: as for
             :class:`GaussianPlume`.
     """
 
@@ -163,6 +163,7 @@ class GaussianPuff(AbstractForwardModel):
     method: str = eqx.field(static=True)
     reference_height: float | None = eqx.field(static=True)
     min_wind_speed: float = eqx.field(static=True)
+    strict: bool = eqx.field(static=True)
     _tau: tuple[float, ...] = eqx.field(static=True)
     _overlap: tuple[tuple[float, ...], ...] = eqx.field(static=True)
 
@@ -180,6 +181,7 @@ class GaussianPuff(AbstractForwardModel):
         method: str = "hybrid",
         reference_height: float | None = 10.0,
         min_wind_speed: float = MIN_WIND_SPEED,
+        strict: bool = True,
     ):
         if not isinstance(geometry, AbstractGeometry):
             raise TypeError(f"`geometry` must be a geometry, got {type(geometry).__name__}")
@@ -208,6 +210,7 @@ class GaussianPuff(AbstractForwardModel):
         self.method = method
         self.reference_height = reference_height
         self.min_wind_speed = float(min_wind_speed)
+        self.strict = bool(strict)
         tau, overlap = puff_intervals(edges, self.puff_interval, self.obs_time)
         self._tau = tuple(float(t) for t in tau)
         self._overlap = tuple(tuple(float(w) for w in row) for row in overlap)
@@ -317,7 +320,7 @@ class GaussianPuff(AbstractForwardModel):
 
 @eqx.filter_jit
 def _puff_core(model: GaussianPuff, p, met: MetField, inside: bool):
-    check = Checks(inside)
+    check = Checks(inside, strict=model.strict)
     p = check_support(model.param_spec, p, check)
     Q, x0, y0, H = p["Q"], p["x0"], p["y0"], p["H"]
     dtype = jnp.result_type(Q, x0, y0, H, met.u)
