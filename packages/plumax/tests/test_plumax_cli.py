@@ -37,7 +37,7 @@ def test_help_teaches():
     r = _run("--help")
     assert r.exit_code == 0
     assert "plumax demo --fast" in r.output and "kg/h" in r.output
-    for cmd in ("simulate", "invert", "demo", "registry"):
+    for cmd in ("simulate", "invert", "retrieve", "demo", "cycle", "registry"):
         r = _run(cmd, "--help")
         assert r.exit_code == 0 and "Examples" in r.output or cmd == "registry"
 
@@ -146,3 +146,72 @@ def test_bad_registry_root(tmp_path):
     _assert_one_line_error(r, "no registry")
     r = _run("invert", str(tmp_path / "x.nc"), "--method", "magic")
     _assert_one_line_error(r, "--method")
+
+
+@pytest.fixture(scope="module")
+def radiance_file(tmp_path_factory) -> Path:
+    import jax.random as jr
+
+    from plumax.pipelines import default_geometry, simulate_radiance
+
+    sc = simulate_radiance(
+        q_kgh=3000.0,
+        geometry=default_geometry(12, extent=720.0, upwind=120.0),
+        supersample=2,
+        key_surface=jr.key(1),
+        key_noise=jr.key(2),
+    )
+    path = tmp_path_factory.mktemp("radiance") / "radiance.nc"
+    sc.to_dataset().to_netcdf(path)
+    return path
+
+
+def test_retrieve_then_invert(radiance_file, tmp_path):
+    out, summary = tmp_path / "retrieved.nc", tmp_path / "retrieval.json"
+    r = _run(
+        "retrieve", str(radiance_file), "--out", str(out), "--summary", str(summary), "--no-oe"
+    )
+    assert r.exit_code == 0, r.output
+    assert "plume mask" in r.output and "IME quick-look" in r.output
+    info = json.loads(summary.read_text())
+    assert info["mask_pixels"] >= 3 and info["OE"] is None
+    with xr.open_dataset(out) as ds:
+        assert ds["values"].attrs["units"] == "ppm m" and ds.attrs["supersample"] == 2
+        assert ds.attrs["source_file"] == "radiance.nc"
+    r = _run("invert", str(out), "--out", str(tmp_path / "post.json"))
+    assert r.exit_code == 0, r.output
+    post = json.loads((tmp_path / "post.json").read_text())
+    assert post["summary"]["Q"]["median"] > 0
+
+
+def test_retrieve_bad_input(radiance_file, tmp_path):
+    r = _run("retrieve", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "r.nc"))
+    _assert_one_line_error(r, "does not exist")
+    ds = xr.load_dataset(radiance_file)
+    ds.drop_vars("radiance").to_netcdf(tmp_path / "norad.nc")
+    bad_units = ds.copy()
+    bad_units["radiance"].attrs["units"] = "W m-2 sr-1 um-1"
+    bad_units.to_netcdf(tmp_path / "units.nc")
+    ds.assign_attrs(met_wind_speed=-3.0).to_netcdf(tmp_path / "wind.nc")
+    before = _files(tmp_path)
+    for name, needle in (
+        ("norad.nc", "'radiance'"),
+        ("units.nc", "W m-2 sr-1 um-1"),
+        ("wind.nc", "met_wind_speed"),
+    ):
+        r = _run("retrieve", str(tmp_path / name), "--out", str(tmp_path / "r.nc"))
+        _assert_one_line_error(r, needle)
+    r = _run("retrieve", str(radiance_file), "--out", str(radiance_file))
+    _assert_one_line_error(r, "overwrite")
+    assert _files(tmp_path) == before
+
+
+def test_cycle_bad_input(tmp_path):
+    r = _run("cycle", "--tier", "lagrangian", "--root", str(tmp_path / "runs"))
+    _assert_one_line_error(r, "--tier")
+    r = _run("cycle", "--oracle", "magic", "--root", str(tmp_path / "runs"))
+    _assert_one_line_error(r, "--oracle")
+    (tmp_path / "file").write_text("x")
+    r = _run("cycle", "--root", str(tmp_path / "file"))
+    _assert_one_line_error(r, "not a folder")
+    assert _files(tmp_path) == {"file"}

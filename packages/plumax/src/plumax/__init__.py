@@ -3,7 +3,8 @@
 It implements no physics: it composes plumax-transport (forward models) and vardax-lite
 (the oracle inference) through the plumax-core protocols.
 
-* :mod:`plumax.pipelines` — :func:`~plumax.pipelines.simulate`,
+* :mod:`plumax.pipelines` — :func:`~plumax.pipelines.run_cycle` (the six-step cycle),
+  :func:`~plumax.pipelines.simulate`,
   :func:`~plumax.pipelines.invert`, :func:`~plumax.pipelines.fuse_instruments`,
   :func:`~plumax.pipelines.plume_prior`, :func:`~plumax.pipelines.summarise`;
 * Tier IV building blocks: :class:`Instrument`, :class:`FusedForwardModel`,
@@ -29,10 +30,13 @@ from ._models import (
 )
 from ._scene import Scene as Scene, read_scene as read_scene, scene_dataset as scene_dataset
 from .pipelines import (
+    CycleBudget as CycleBudget,
+    CycleRun as CycleRun,
     FusionResult as FusionResult,
     Inversion as Inversion,
     fuse_instruments as fuse_instruments,
     invert as invert,
+    run_cycle as run_cycle,
     simulate as simulate,
 )
 

@@ -25,6 +25,8 @@ app = typer.Typer(
         "  plumax demo --fast                      # the whole job on a built-in scene\n\n"
         "  plumax simulate scene.nc --q-kgh 300    # a synthetic column image\n\n"
         "  plumax invert scene.nc --out post.json  # MAP + Laplace posterior, Q in kg/h\n\n"
+        "  plumax retrieve radiance.nc             # matched filter -> column scene\n\n"
+        "  plumax cycle --fast                     # the six-step cycle with its gates\n\n"
         "Units: emission rates in kg/h, distances in m, wind in m/s (direction it blows "
         "FROM, degrees), column enhancements in ppm m."
     ),
@@ -259,6 +261,77 @@ def invert(
 
 @app.command()
 @_friendly
+def retrieve(
+    scene: Annotated[Path, typer.Argument(help="Radiance scene NetCDF (see docs/plumax/cli.md).")],
+    out: Annotated[
+        Path, typer.Option(help="Retrieved column scene to write (input to `plumax invert`).")
+    ] = Path("retrieved.nc"),
+    summary: Annotated[
+        Path | None, typer.Option(help="Also write the retrieval summary as JSON here.")
+    ] = None,
+    false_alarm_rate: Annotated[
+        float, typer.Option(help="Plume-mask false-alarm rate per background pixel.")
+    ] = 0.01,
+    oe: Annotated[
+        bool, typer.Option(help="Run the optimal-estimation check on plume pixels.")
+    ] = True,
+):
+    """Retrieve methane (ppm m) from a radiance scene: matched filter, plume mask, IME/CSF.
+
+    Reads `radiance` (y, x, band) in uW cm-2 sr-1 nm-1 with band centres in nm, the
+    instrument name, solar zenith angle and the met attributes; runs the two-pass
+    matched filter (plume excluded from the covariance), corrects saturation, masks the
+    plume and estimates quick-look fluxes. Writes a column scene with `values`,
+    per-pixel `sigma` and `mask` that `plumax invert` reads.
+
+    Examples:
+
+      plumax demo --fast --out demo && plumax retrieve demo/scene.nc --out retrieved.nc
+
+      plumax retrieve scene.nc --out retrieved.nc --summary retrieval.json --no-oe
+    """
+    from . import pipelines as pl
+    from ._overpass import read_radiance_scene
+    from ._scene import atomic_write
+
+    if not 0 < false_alarm_rate < 0.5:
+        raise CLIError(f"--false-alarm-rate must be in (0, 0.5), got {false_alarm_rate}")
+    for path, flag in ((out, "--out"), (summary, "--summary")):
+        if path is None:
+            continue
+        if path.resolve() == scene.resolve():
+            raise CLIError(f"{flag} must not overwrite the input scene {str(scene)!r}")
+        if not (path.parent if str(path.parent) else Path(".")).is_dir():
+            raise CLIError(f"output folder {str(path.parent)!r} does not exist")
+    sc = read_radiance_scene(_open_scene(scene))
+    with err_console.status("matched-filter retrieval..."):
+        ret = pl.retrieve(sc, false_alarm_rate=false_alarm_rate, optimal_estimation=oe)
+        ds = ret.scene_dataset()
+        ds.attrs["source_file"] = scene.name
+    info = ret.summary()
+    atomic_write(out, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4"))
+    if summary is not None:
+        _write_json(summary, info)
+    ny, nx = ret.enhancement.shape
+    out_console.print(
+        f"{scene.name}: {ny}x{nx} pixels, {sc.wavelengths.size} {sc.instrument} bands; "
+        f"plume mask {info['mask_pixels']} pixels above {info['threshold_ppm_m']:.4g} ppm m; "
+        f"noise inflation {info['residual_scale']:.3g}"
+    )
+    for name in ("IME", "CSF"):
+        f = info.get(name)
+        if f is not None:
+            out_console.print(f"{name} quick-look: {f['median']:.4g} ± {f['std']:.2g} kg/h")
+    if info["OE"] is not None:
+        out_console.print(
+            f"optimal-estimation check: OE / matched filter = {info['OE']['mean_ratio_oe_mf']:.3g}"
+            f" on {info['OE']['n']} plume pixels"
+        )
+    out_console.print(f"wrote {out}" + ("" if summary is None else f" and {summary}"))
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the report and artifacts.")] = Path(
         "plumax-demo"
@@ -301,6 +374,90 @@ def demo(
                 f"(truth {result['truth']['Q']:.4g})"
             )
     out_console.print(f"report: {result['report']}  ({result['wall_s']:.1f} s)")
+
+
+@app.command()
+@_friendly
+def cycle(
+    tier: Annotated[str, typer.Option(help="Which tier: gaussian (Tier I plume).")] = "gaussian",
+    root: Annotated[Path, typer.Option(help="Artifact registry folder.")] = Path("plumax-runs"),
+    fast: Annotated[bool, typer.Option(help="Reduced budget: a few minutes on 2 cores.")] = False,
+    oracle: Annotated[
+        str | None, typer.Option(help="Oracle inference: laplace or nuts (default by budget).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same artifacts.")] = 0,
+    fail_on_gate: Annotated[
+        bool, typer.Option(help="Exit with status 3 when a gate fails (for CI).")
+    ] = False,
+):
+    """Run the six-step cycle and report every gate.
+
+    1 simulator (Gaussian plume), 2 oracle posteriors on held-out cases (NUTS, or MAP +
+    Laplace with --fast), 3 neural emulator, 4 the same inference on the emulator,
+    5 amortized conditional flow, 6 a cycle report: emulator accuracy and Jacobian
+    probe, posterior agreement of steps 4 and 5 with step 2, SBC and TARP, each value
+    next to its tolerance. Every artifact goes into the registry with its lineage; the
+    report is written to ROOT/reports/ and compared with the previous one in the same
+    registry (the diff is printed and written beside it).
+
+    Examples:
+
+      plumax cycle --fast
+
+      plumax cycle --tier gaussian --root ./plumax-runs --oracle nuts
+
+      plumax registry lineage gaussian-cycle-report --root ./plumax-runs
+    """
+    import dataclasses
+
+    from ._cycle import TIERS, CycleBudget, run_cycle
+
+    if tier not in TIERS:
+        raise CLIError(f"--tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    if oracle is not None and oracle not in ("laplace", "nuts"):
+        raise CLIError(f"--oracle must be laplace or nuts, got {oracle!r}")
+    if seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {seed}")
+    if root.exists() and not root.is_dir():
+        raise CLIError(f"--root {str(root)!r} exists and is not a folder")
+    budget = CycleBudget.fast() if fast else CycleBudget()
+    if oracle is not None:
+        budget = dataclasses.replace(budget, oracle=oracle)
+    err_console.print(
+        f"[bold]plumax cycle[/bold] --tier {tier}{' --fast' if fast else ''}: "
+        f"registry {root}, {budget.oracle} oracle on {budget.n_cases} held-out cases"
+    )
+    with err_console.status("running the cycle...") as status:
+        run = run_cycle(root, tier=tier, budget=budget, seed=seed, say=status.update)
+    _print_report(run)
+    if fail_on_gate and not run.report.passed:
+        raise typer.Exit(3)
+
+
+def _print_report(run) -> None:
+    report = run.report
+    table = Table(title=f"cycle report {report.benchmark}: {'PASS' if report.passed else 'FAIL'}")
+    table.add_column("stage (step vs oracle step)")
+    for col in ("metric", "value", "tolerance", "result"):
+        table.add_column(col, no_wrap=True)
+    for s in report.stages:
+        stage = f"{s.name} ({s.target_step} vs {s.oracle_step})"
+        if s.error:
+            table.add_row(stage, "-", "-", "-", f"[red]ERROR: {s.error}[/red]")
+        for m in s.metrics:
+            result = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "-"}[m.passed]
+            value = "-" if m.value is None else f"{m.value:.4g}"
+            tol = "-" if m.tolerance is None else str(m.tolerance)
+            table.add_row(stage, m.name, value, tol, result)
+    out_console.print(table)
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
+    out_console.print(f"steps: {timing}")
+    if run.diff is None:
+        out_console.print("first report in this registry: nothing to diff against")
+    else:
+        typer.echo(str(run.diff))
+        out_console.print(f"diff: {run.diff_path}")
+    out_console.print(f"report: {run.report_path}")
 
 
 def _registry(root: Path):

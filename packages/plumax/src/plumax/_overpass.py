@@ -22,7 +22,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from plumax_core import MetField, compose
+from plumax_core import MetField, Observations, compose
 
 __all__ = [
     "RETRIEVAL_GAIN_STD",
@@ -30,15 +30,23 @@ __all__ = [
     "Retrieval",
     "add_gain_uncertainty",
     "pixel_averaged_plume",
+    "read_radiance_scene",
     "retrieve",
     "simulate_radiance",
 ]
+
+#: Units of ``radiance`` in the radiance scene files (EMIT L1B convention).
+RADIANCE_UNITS = "uW cm-2 sr-1 nm-1"
 
 
 def pixel_averaged_plume(geometry, supersample: int = 4, *, terrain: str = "rural"):
     """``compose(GaussianPlume(fine grid), BlockAverage(supersample))``: the column image
     on ``geometry``'s pixels as the mean of ``supersample**2`` point samples per pixel
-    (parameters ``Q, x0, y0, H``)."""
+    (parameters ``Q, x0, y0, H``).
+
+    The plume is built with ``check_upwind=False`` and ``strict=False``, so that under
+    tracing (NUTS) a proposal outside the support gives NaN observations, which the
+    sampler rejects, instead of aborting; eager calls still raise on bad parameters."""
     from plumax_transport import ColumnImage, GaussianPlume
 
     from ._models import BlockAverage
@@ -52,7 +60,7 @@ def pixel_averaged_plume(geometry, supersample: int = 4, *, terrain: str = "rura
         (ys[:, None] + off[None, :] * dy).ravel(),
         units=geometry.units,
     )
-    plume = GaussianPlume(fine, terrain=terrain, check_upwind=False)
+    plume = GaussianPlume(fine, terrain=terrain, check_upwind=False, strict=False)
     return plume if f == 1 else compose(plume, BlockAverage(f))
 
 
@@ -65,17 +73,20 @@ class RadianceScene:
 
     Attributes:
         radiance: ``(ny, nx, m)`` noisy at-sensor radiance.
-        sigma: ``(ny, nx, m)`` its 1-sigma noise.
+        sigma: ``(ny, nx, m)`` its 1-sigma noise (None when unknown).
         wavelengths: ``(m,)`` band centres, nm.
         column: the noise-free true column scene (ppm m; CF dataset of
             :func:`plumax.pipelines.simulate`, carrying the met and the truth).
-        albedo: ``(ny, nx)`` per-pixel surface reflectance used.
+        albedo: ``(ny, nx)`` per-pixel surface reflectance used (None when unknown).
         rtm, srf: the plumax-rtm forward model and instrument response.
-        model: the composed forward model ``compose(transport, RadianceOperator)``.
+        model: the composed forward model ``compose(transport, RadianceOperator)``
+            (None when the albedo is unknown).
         transport: the pixel-averaged plume (:func:`pixel_averaged_plume`), ``H`` free.
         met: the met field.
         pixel_size: m.
-        instrument: band-set name; snr: the noise model's SNR.
+        instrument: band-set name; snr: the noise model's SNR (NaN when unknown).
+        sza_deg: solar zenith angle, degrees.
+        rtm_range: ``(min, max)`` nm of the fine spectral grid of ``rtm``.
     """
 
     radiance: np.ndarray
@@ -91,6 +102,8 @@ class RadianceScene:
     pixel_size: float
     instrument: str
     snr: float
+    sza_deg: float
+    rtm_range: tuple[float, float]
 
     def to_dataset(self):
         """CF ``xarray.Dataset``: ``radiance``, ``radiance_sigma`` on (y, x, band),
@@ -100,11 +113,11 @@ class RadianceScene:
         c = self.column
         ds = xr.Dataset(
             {
-                "radiance": (("y", "x", "band"), self.radiance, {"units": "uW cm-2 sr-1 nm-1"}),
+                "radiance": (("y", "x", "band"), self.radiance, {"units": RADIANCE_UNITS}),
                 "radiance_sigma": (
                     ("y", "x", "band"),
                     self.sigma,
-                    {"units": "uW cm-2 sr-1 nm-1", "long_name": "1-sigma instrument noise"},
+                    {"units": RADIANCE_UNITS, "long_name": "1-sigma instrument noise"},
                 ),
                 "true_column": (("y", "x"), c["values"].values, {"units": "ppm m"}),
                 "albedo": (("y", "x"), self.albedo, {"units": "1"}),
@@ -121,6 +134,9 @@ class RadianceScene:
             instrument=self.instrument,
             snr=float(self.snr),
             pixel_size=float(self.pixel_size),
+            sza_deg=float(self.sza_deg),
+            rtm_wavelength_min_nm=float(self.rtm_range[0]),
+            rtm_wavelength_max_nm=float(self.rtm_range[1]),
         )
         return ds
 
@@ -220,6 +236,8 @@ def simulate_radiance(
         pixel_size=pixel,
         instrument=instrument,
         snr=float(snr),
+        sza_deg=float(sza_deg),
+        rtm_range=(float(rtm.wavelength[0]), float(rtm.wavelength[-1])),
     )
 
 
@@ -259,6 +277,8 @@ class Retrieval:
         """The retrieved map as a column scene (``values``, per-pixel ``sigma``, ``mask``)
         with the overpass's met, source height and truth: input to
         :func:`plumax.pipelines.invert` or ``plumax invert``."""
+        from plumax_transport import ColumnImage
+
         from ._scene import read_scene, scene_dataset
 
         base = read_scene(self.column)
@@ -274,11 +294,14 @@ class Retrieval:
         ds = scene_dataset(
             obs,
             base.met,
-            geometry=base.model.model.geometry,
+            geometry=ColumnImage(np.asarray(self.column["x"]), np.asarray(self.column["y"])),
             source_height=float(a["source_height"]),
             terrain=str(a.get("terrain", "rural")),
             truth=base.truth,
-            extra_attrs={"retrieval_residual_scale": float(self.residual_scale)},
+            extra_attrs={
+                "retrieval_residual_scale": float(self.residual_scale),
+                **({"supersample": int(a["supersample"])} if "supersample" in a else {}),
+            },
         )
         ds.attrs["title"] = "plumax retrieved column enhancement"
         return ds
@@ -397,11 +420,12 @@ def retrieve(
                 enhancement_std=sig_eff,
             )
     oe = None
-    if optimal_estimation and mask.any():
+    if optimal_estimation and mask.any() and scene.sigma is not None:
         iy, ix = np.nonzero(mask & valid)
         order = np.argsort(-enh[iy, ix])[:max_oe_pixels]
         iy, ix = iy[order], ix[order]
-        a0 = float(np.mean(scene.albedo))
+        # the OE prior on the albedo is wide (sd 1), so an unknown albedo map is fine
+        a0 = 0.25 if scene.albedo is None else float(np.mean(scene.albedo))
         r = pr.optimal_estimation(
             rtm,
             srf,
@@ -431,6 +455,152 @@ def retrieve(
         csf=csf,
         oe=oe,
         column=scene.column,
+    )
+
+
+def read_radiance_scene(ds) -> RadianceScene:
+    """Check a radiance scene dataset (as written by ``RadianceScene.to_dataset``) and
+    rebuild what :func:`retrieve` needs.
+
+    Schema (CF NetCDF):
+
+    * ``radiance`` on ``(y, x, band)`` in ``uW cm-2 sr-1 nm-1``; coordinates ``x``, ``y``
+      (m, evenly spaced; the pixel size is their spacing) and ``band`` (nm, the band
+      centres of ``instrument``);
+    * optional ``radiance_sigma`` (same units; without it the optimal-estimation check
+      is skipped), ``albedo`` on ``(y, x)`` and ``true_column`` (ppm m);
+    * global attributes: the ``met_*`` and ``source_height`` attributes of the column
+      scene format (:mod:`plumax._scene`), ``instrument`` (a band set known to
+      ``plumax_rtm.instrument_bands``, e.g. ``"EMIT"``), ``sza_deg``; optional
+      ``rtm_wavelength_min_nm`` / ``rtm_wavelength_max_nm`` (fine grid of the
+      absorption model; default the band range ± 30 nm), ``snr``, ``supersample``,
+      ``terrain`` and the truth attributes of synthetic scenes.
+
+    The Beer-Lambert model (shipped mag1c-derived CH4 absorption) is rebuilt at
+    ``sza_deg`` and the instrument's response functions must reproduce the file's band
+    centres within 0.5 nm.
+
+    Raises:
+        ValueError: a missing variable or attribute, wrong dims or units, non-finite
+            radiance, uneven pixels, an unknown instrument or band centres that do not
+            match it, naming what was expected.
+    """
+    import plumax_rtm as pr
+    from plumax_transport import ColumnImage
+
+    from ._scene import read_met, read_truth, scene_dataset
+
+    if "radiance" not in ds.data_vars:
+        raise ValueError("radiance scene has no variable 'radiance'")
+    rad_da = ds["radiance"]
+    if tuple(rad_da.dims) != ("y", "x", "band"):
+        raise ValueError(f"variable 'radiance' must have dims (y, x, band), got {rad_da.dims}")
+    if rad_da.attrs.get("units") != RADIANCE_UNITS:
+        raise ValueError(
+            f"variable 'radiance' has units {rad_da.attrs.get('units')!r}; "
+            f"expected {RADIANCE_UNITS!r}"
+        )
+    for c, units in (("x", "m"), ("y", "m"), ("band", "nm")):
+        if c not in ds.coords:
+            raise ValueError(f"radiance scene has no coordinate {c!r}")
+        got = ds[c].attrs.get("units", units if c != "band" else None)
+        if got != units:
+            raise ValueError(f"coordinate {c!r} has units {got!r}; expected {units!r}")
+    a = ds.attrs
+    missing = [k for k in ("instrument", "sza_deg", "source_height") if k not in a]
+    if missing:
+        raise ValueError(f"radiance scene is missing global attribute(s) {missing}")
+    met = read_met(a)
+    radiance = np.asarray(rad_da.values, np.float64)
+    if not np.all(np.isfinite(radiance)):
+        raise ValueError("variable 'radiance' holds NaN or inf values")
+    sigma = None
+    if "radiance_sigma" in ds.data_vars:
+        s_da = ds["radiance_sigma"]
+        if tuple(s_da.dims) != ("y", "x", "band") or s_da.attrs.get("units") != RADIANCE_UNITS:
+            raise ValueError(
+                f"variable 'radiance_sigma' must be on (y, x, band) in {RADIANCE_UNITS!r}"
+            )
+        sigma = np.asarray(s_da.values, np.float64)
+        if not (np.all(np.isfinite(sigma)) and np.all(sigma > 0)):
+            raise ValueError("variable 'radiance_sigma' must be finite and > 0")
+    albedo = None
+    if "albedo" in ds.data_vars:
+        albedo = np.asarray(ds["albedo"].values, np.float64)
+        if albedo.shape != radiance.shape[:2]:
+            raise ValueError(f"variable 'albedo' must have shape {radiance.shape[:2]}")
+    xs, ys = np.asarray(ds["x"].values, float), np.asarray(ds["y"].values, float)
+    for c, v in (("x", xs), ("y", ys)):
+        d = np.diff(v)
+        if v.size < 2 or not np.all(d > 0) or not np.allclose(d, d[0], rtol=1e-6):
+            raise ValueError(f"coordinate {c!r} must be ascending and evenly spaced (pixels)")
+    bands = np.asarray(ds["band"].values, float)
+    sza = float(a["sza_deg"])
+    if not 0.0 <= sza < 90.0:
+        raise ValueError(f"attribute sza_deg must be in [0, 90) degrees, got {sza}")
+    lo = float(a.get("rtm_wavelength_min_nm", bands.min() - 30.0))
+    hi = float(a.get("rtm_wavelength_max_nm", bands.max() + 30.0))
+    instrument = str(a["instrument"])
+    table = pr.load_mag1c_table().subset(lo, hi)
+    rtm = pr.BeerLambertRTM.from_absorbers({"CH4": table}, sza_deg=sza, n_poly=2)
+    srf = pr.SpectralResponse.for_instrument(
+        instrument, rtm.wavelength, wl_min=bands.min() - 0.5, wl_max=bands.max() + 0.5
+    )
+    centers = np.asarray(srf.centers, float)
+    if centers.shape != bands.shape or not np.allclose(centers, bands, atol=0.5):
+        raise ValueError(
+            f"the {instrument} band centres ({centers.size} bands) do not match the file's "
+            f"'band' coordinate ({bands.size} bands, {bands.min():.1f}-{bands.max():.1f} nm)"
+        )
+    terrain = str(a.get("terrain", "rural"))
+    f = int(a.get("supersample", 1))
+    geometry = ColumnImage(xs, ys)
+    transport = pixel_averaged_plume(geometry, f, terrain=terrain)
+    ny, nx = radiance.shape[:2]
+    if "true_column" in ds.data_vars:
+        col = np.asarray(ds["true_column"].values, np.float64)
+    else:
+        col = np.zeros((ny, nx))
+    template = Observations(
+        jnp.asarray(col),
+        kind="column_ppm_m",
+        dims=("y", "x"),
+        coords={"x": jnp.asarray(xs), "y": jnp.asarray(ys)},
+        sigma=jnp.asarray(1.0),
+        instrument="truth" if "true_column" in ds.data_vars else "unknown",
+    )
+    extra = {"supersample": f} if "supersample" in a else {}
+    column = scene_dataset(
+        template,
+        met,
+        geometry=geometry,
+        source_height=float(a["source_height"]),
+        terrain=terrain,
+        truth=read_truth(a),
+        extra_attrs=extra,
+    )
+    model = None
+    if albedo is not None:
+        op = pr.RadianceOperator(
+            rtm, srf, albedo=jnp.asarray(albedo), instrument=f"{instrument}-like"
+        )
+        model = compose(transport, op)
+    return RadianceScene(
+        radiance=radiance,
+        sigma=sigma,
+        wavelengths=bands,
+        column=column,
+        albedo=albedo,
+        rtm=rtm,
+        srf=srf,
+        model=model,
+        transport=transport,
+        met=met,
+        pixel_size=float(xs[1] - xs[0]),
+        instrument=instrument,
+        snr=float(a.get("snr", np.nan)),
+        sza_deg=sza,
+        rtm_range=(lo, hi),
     )
 
 

@@ -12,7 +12,10 @@ One file, one ``xarray.Dataset`` (CF-1.8):
   ``met_wind_direction`` (degree, from), ``met_stability_class`` (A-F), ``met_pblh`` (m),
   ``met_temperature`` (K), ``met_pressure`` (Pa), and the known source height
   ``source_height`` (m) and ``terrain``; synthetic scenes also record the truth
-  ``true_emission_rate_kg_h``, ``true_x0``, ``true_y0`` (m) and the ``noise_seed``.
+  ``true_emission_rate_kg_h``, ``true_x0``, ``true_y0`` (m) and the ``noise_seed``;
+  a column image whose pixels average ``supersample x supersample`` point samples of
+  the plume (a retrieved map of a real sensor's pixels) records ``supersample``, and
+  is then inverted with :func:`plumax.pipelines.pixel_averaged_plume`.
 """
 
 import dataclasses
@@ -169,30 +172,56 @@ def read_scene(ds) -> Scene:
             units=unit_map[obs.kind],
         )
     a = ds.attrs
-    speed = float(a["met_wind_speed"])
+    met = read_met(a)
+    terrain = str(a.get("terrain", "rural"))
+    # check_upwind=False: samplers may propose a source downwind of every pixel; the
+    # likelihood then simply sees an empty plume. strict=False: under tracing a proposal
+    # outside the support gives NaN (rejected by NUTS) instead of aborting the run.
+    if gname == "column_image" and "supersample" in a:
+        from ._overpass import pixel_averaged_plume
+
+        f = int(a["supersample"])
+        if f < 1:
+            raise ValueError(f"scene attribute supersample must be an int >= 1, got {f}")
+        plume = pixel_averaged_plume(geometry, f, terrain=terrain)
+    else:
+        plume = GaussianPlume(geometry, terrain=terrain, check_upwind=False, strict=False)
+    model = pin(plume, H=float(a["source_height"]))
+    return Scene(obs, met, model, read_truth(a))
+
+
+def read_met(attrs) -> MetField:
+    """The steady uniform met of a scene's global attributes (``met_*``, see above).
+
+    Raises:
+        ValueError: a missing ``met_*`` attribute or a wind speed that is not > 0.
+    """
+    missing = [k for k in MET_ATTRS if k not in attrs]
+    if missing:
+        raise ValueError(f"scene is missing global attribute(s) {missing}")
+    speed = float(attrs["met_wind_speed"])
     if not speed > 0:
         raise ValueError(f"met_wind_speed must be > 0 m/s, got {speed}")
-    met = MetField.uniform(
+    return MetField.uniform(
         speed,
-        float(a["met_wind_direction"]),
-        stability=str(a["met_stability_class"]),
-        pblh=float(a["met_pblh"]),
-        temperature=float(a["met_temperature"]),
-        pressure=float(a["met_pressure"]),
+        float(attrs["met_wind_direction"]),
+        stability=str(attrs["met_stability_class"]),
+        pblh=float(attrs["met_pblh"]),
+        temperature=float(attrs["met_temperature"]),
+        pressure=float(attrs["met_pressure"]),
         source="scene-file",
     )
-    # check_upwind=False: samplers may propose a source downwind of every pixel; the
-    # likelihood then simply sees an empty plume (a runtime error would abort NUTS)
-    plume = GaussianPlume(geometry, terrain=str(a.get("terrain", "rural")), check_upwind=False)
-    model = pin(plume, H=float(a["source_height"]))
-    truth = None
-    if "true_emission_rate_kg_h" in a:
-        truth = {
-            "Q_kgh": float(a["true_emission_rate_kg_h"]),
-            "x0": float(a.get("true_x0", np.nan)),
-            "y0": float(a.get("true_y0", np.nan)),
-        }
-    return Scene(obs, met, model, truth)
+
+
+def read_truth(attrs) -> dict[str, float] | None:
+    """``{"Q_kgh", "x0", "y0"}`` of a synthetic scene's attributes, else None."""
+    if "true_emission_rate_kg_h" not in attrs:
+        return None
+    return {
+        "Q_kgh": float(attrs["true_emission_rate_kg_h"]),
+        "x0": float(attrs.get("true_x0", np.nan)),
+        "y0": float(attrs.get("true_y0", np.nan)),
+    }
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:

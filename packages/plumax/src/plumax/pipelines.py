@@ -7,10 +7,11 @@
 * :func:`fuse_instruments` — Tier IV: several instruments, one posterior over
   ``(Q, x0, y0, bias_<instrument>...)``, with an optional held-out instrument;
 * :func:`plume_prior` — the default weakly informative prior;
-* :func:`simulate_radiance` / :func:`retrieve` — Tier IV overpass: Gaussian plume →
-  EMIT-like radiance (plumax-rtm) → matched filter, plume mask, IME/CSF; the retrieved
-  map inverts with :func:`invert` (:func:`add_gain_uncertainty` folds the filter's gain
-  error into Q).
+* :func:`run_cycle` — the six-step cycle with its gates (``plumax cycle``);
+* :func:`simulate_radiance` / :func:`read_radiance_scene` / :func:`retrieve` — Tier IV
+  overpass: Gaussian plume → EMIT-like radiance (plumax-rtm) → matched filter, plume
+  mask, IME/CSF; the retrieved map inverts with :func:`invert`
+  (:func:`add_gain_uncertainty` folds the filter's gain error into Q).
 
 Units: emission rates are kg/s inside models and posteriors, kg/h in summaries.
 """
@@ -36,6 +37,7 @@ from plumax_core import (
     Posterior,
 )
 
+from ._cycle import CycleBudget, CycleRun, gaussian_tier, run_cycle
 from ._fusion import FusedForwardModel, Instrument, fuse_observations
 from ._overpass import (
     RETRIEVAL_GAIN_STD,
@@ -43,18 +45,24 @@ from ._overpass import (
     Retrieval,
     add_gain_uncertainty,
     pixel_averaged_plume,
+    read_radiance_scene,
     retrieve,
     simulate_radiance,
 )
 from ._scene import Scene, read_scene, scene_dataset
 
 __all__ = [
+    "CycleBudget",
+    "CycleRun",
+    "gaussian_tier",
+    "run_cycle",
     "RETRIEVAL_GAIN_STD",
     "FusionResult",
     "RadianceScene",
     "Retrieval",
     "add_gain_uncertainty",
     "pixel_averaged_plume",
+    "read_radiance_scene",
     "retrieve",
     "simulate_radiance",
     "Inversion",
