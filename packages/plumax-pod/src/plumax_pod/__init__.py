@@ -78,6 +78,7 @@ from ._pod import (
     ProbitPOD as ProbitPOD,
     WindNormalisedLogisticPOD as WindNormalisedLogisticPOD,
 )
+from ._population_model import Free as Free, PopulationModel as PopulationModel
 from ._totals import (
     expected_waiting_time as expected_waiting_time,
     naive_total as naive_total,
