@@ -210,3 +210,34 @@ def test_nuts_linear_gaussian(x64):
     assert np.all(np.abs(s.mean(0) - mu) < 4 * sd / np.sqrt(ess))
     np.testing.assert_allclose(np.cov(s.T), P, rtol=0.15, atol=0.15 * sd.min() ** 2)
     assert post.provenance["converged"] is True and max(post.provenance["rhat"]) < 1.05
+
+
+def _far_bump_problem():
+    """A narrow bump (width 1) whose true centre (4.5) is 4.5 widths from the prior mean:
+    Gauss-Newton from the prior mean ends in a local mode near 0 with almost no mass."""
+    x = jnp.linspace(-10.0, 10.0, 41)
+    model = ExpModel(x)
+    truth = {"Q": jnp.asarray(5.0), "x0": jnp.asarray(4.5)}
+    noise = 0.1 * jr.normal(jr.key(3), x.shape)
+    obs = pc.Observations(model(truth, MET).values + noise, kind="generic", sigma=0.1)
+    prior = pc.GaussianPrior.from_std(
+        model.param_spec, jnp.array([np.log(5.0), 0.0]), jnp.array([1.0, 3.0])
+    )
+    return vx.Problem(model, MET, obs, prior)
+
+
+def test_nuts_multistart_escapes_a_local_mode():
+    problem = _far_bump_problem()
+    kw = dict(num_warmup=100, num_samples=100, num_chains=2)
+    one = vx.NUTSOracle(n_starts=1, **kw).posterior(problem, key=jr.key(0))
+    many = vx.NUTSOracle(n_starts=16, **kw).posterior(problem, key=jr.key(0))
+    x0_one = float(one.param_spec.from_unconstrained(one.mean)["x0"])
+    x0_many = float(many.param_spec.from_unconstrained(many.mean)["x0"])
+    # one start: the chains begin in the local mode and never find the data's bump
+    assert abs(x0_one - 4.5) > 2.0
+    # sixteen starts: the chains start in the global mode
+    assert abs(x0_many - 4.5) < 0.1
+    assert many.provenance["map_best_start"] > 0
+    assert many.provenance["map_gain_over_first_start"] > 100.0  # nats
+    with pytest.raises(ValueError, match="n_starts"):
+        vx.NUTSOracle(n_starts=0)
