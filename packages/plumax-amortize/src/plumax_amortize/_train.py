@@ -23,6 +23,7 @@ import paramax
 from jaxtyping import PRNGKeyArray
 
 from plumax_core import ArtifactLineage, ArtifactRegistry
+from plumax_core.training import minibatch_epoch
 
 from ._checkpoint import save_npe
 from ._embeddings import AbstractEmbedding, MLPEmbedding
@@ -202,21 +203,6 @@ def fit_npe(
     batch = min(train.batch_size, n_train)
     per_epoch = n_train // batch
 
-    @eqx.filter_jit
-    def epoch(params, opt_state, static, data, ekey, n_batches):
-        zt, xt, mt = data
-        order = jr.permutation(ekey, zt.shape[0])[: n_batches * batch]
-        order = order.reshape(n_batches, batch)
-
-        def step(carry, idx):
-            p, s = carry
-            loss, grads = eqx.filter_value_and_grad(_loss)(p, static, zt[idx], xt[idx], mt[idx])
-            updates, s = optimiser.update(grads, s, p)
-            return (eqx.apply_updates(p, updates), s), loss
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses)
-
     val_loss = eqx.filter_jit(_loss)
     train_data = (z[tr], x[tr], mask[tr])
     val_data = (z[n_train:], x[n_train:], mask[n_train:])
@@ -231,7 +217,9 @@ def fit_npe(
             n_batches = min(n_batches, train.max_steps - steps)
             if n_batches <= 0:
                 break
-        params, opt_state, tl = epoch(params, opt_state, static, train_data, ekey, n_batches)
+        params, opt_state, tl = minibatch_epoch(
+            _loss, params, static, opt_state, optimiser, train_data, ekey, batch, n_batches
+        )
         steps += n_batches
         vl = float(val_loss(params, static, *val_data))
         train_hist.append(float(tl))

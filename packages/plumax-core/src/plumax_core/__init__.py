@@ -7,7 +7,13 @@ algebra lives in :mod:`plumax_core.linalg` and the cycle's validation gates in
 
 import importlib.metadata
 
-from . import gates as gates, linalg as linalg, testing as testing, validation as validation
+from . import (
+    gates as gates,
+    linalg as linalg,
+    testing as testing,
+    training as training,
+    validation as validation,
+)
 from ._cycle import (
     CycleBenchmark as CycleBenchmark,
     CycleReport as CycleReport,

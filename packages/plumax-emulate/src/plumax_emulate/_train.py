@@ -29,6 +29,7 @@ import optax
 from jaxtyping import PRNGKeyArray
 
 from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
+from plumax_core.training import minibatch_epoch
 
 from ._dataset import SimulationDataset
 from ._nets import AbstractEmulatorNet, ConvDecoderNet, MLPNet, PCANet
@@ -126,22 +127,6 @@ def _loss(params, static, x, t):
     net = eqx.combine(params, static)
     pred = jax.vmap(net)(x)
     return jnp.mean((pred - t) ** 2)
-
-
-@eqx.filter_jit
-def _run_epoch(params, static, opt_state, optim, x, t, key, batch_size: int):
-    n = x.shape[0]
-    nb = max(n // batch_size, 1)
-    perm = jr.permutation(key, n)[: nb * batch_size].reshape(nb, batch_size)
-
-    def step(carry, idx):
-        p, s = carry
-        loss, grads = eqx.filter_value_and_grad(_loss)(p, static, x[idx], t[idx])
-        updates, s = optim.update(grads, s, p)
-        return (eqx.apply_updates(p, updates), s), loss
-
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), perm)
-    return params, opt_state, jnp.mean(losses)
 
 
 @eqx.filter_jit
@@ -258,7 +243,7 @@ def fit_emulator(
         net, x.shape[1], t[train_idx], dataset.values.shape[1:], dict(net_options or {}), k_init
     )
     batch_size = min(config.batch_size, len(train_idx))
-    steps_per_epoch = max(len(train_idx) // batch_size, 1)
+    steps_per_epoch = n_batches = max(len(train_idx) // batch_size, 1)
     optim, schedule = _make_optimizer(config, steps_per_epoch)
     params, static = eqx.partition(network, _trainable_filter(network))
     opt_state = optim.init(params)
@@ -291,8 +276,8 @@ def fit_emulator(
     epoch = -1
     for epoch in bar:
         k_epoch = jr.fold_in(k_loop, epoch)
-        params, opt_state, tr = _run_epoch(
-            params, static, opt_state, optim, x_tr, t_tr, k_epoch, batch_size
+        params, opt_state, tr = minibatch_epoch(
+            _loss, params, static, opt_state, optim, (x_tr, t_tr), k_epoch, batch_size, n_batches
         )
         va = float(_eval_loss(params, static, x_va, t_va))
         history["train_loss"].append(float(tr))
