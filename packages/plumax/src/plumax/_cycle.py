@@ -95,7 +95,7 @@ class CycleBudget:
     n_emulator_train: int = 4000
     n_emulator_test: int = 200
     emulator_epochs: int = 150
-    n_npe_train: int = 8000
+    n_npe_train: int = 20000
     npe_epochs: int = 150
     n_posterior_samples: int = 1000
 
@@ -391,6 +391,13 @@ def run_cycle(
             return analysis.posterior(problem, key=k)
         return analysis.posterior(problem)
 
+    def infer_cases(forward, cases) -> list[Posterior]:
+        # the same keys for the oracle and the emulator: only the forward model differs
+        return [
+            _storable(infer(forward, observation(cases, i), jr.fold_in(k_oracle, i)))
+            for i in range(cases.n)
+        ]
+
     def step2():
         held = pa.simulate(
             model, prior, met, noise, budget.n_calibration + budget.n_cases, key=k_held
@@ -403,10 +410,7 @@ def run_cycle(
             lineage=ArtifactLineage(parent_hashes=(h_sim, h_setup)),
             tags={**tags, "step": 2, "n": cases.n, "noise_ppm_m": NOISE_PPM_M},
         )
-        posts = [
-            _storable(infer(model, observation(cases, i), jr.fold_in(k_oracle, i)))
-            for i in range(cases.n)
-        ]
+        posts = infer_cases(model, cases)
         h_oracle = reg.store(
             tuple(posts),
             f"{tier}-oracle-posteriors",
@@ -490,10 +494,7 @@ def run_cycle(
 
     # 4. inference on the emulator ------------------------------------------------------------
     def step4():
-        posts = [
-            _storable(infer(emu, observation(cases, i), jr.fold_in(k_oracle, i)))
-            for i in range(cases.n)
-        ]
+        posts = infer_cases(emu, cases)
         h = reg.store(
             tuple(posts),
             f"{tier}-emulator-posteriors",
