@@ -29,7 +29,7 @@ from plumax_core.validation import as_float_array
 from ._intensity import AbstractIntensity, ConstantIntensity
 from ._likelihood import AbstractMarkData, detection_fraction
 from ._marks import AbstractMarkDistribution, LognormalMarks
-from ._pod import AbstractPOD, HillPOD
+from ._pod import AbstractPOD, HillPOD, OverpassSchedule
 
 
 class PopulationData(eqx.Module):
@@ -42,6 +42,13 @@ class PopulationData(eqx.Module):
         instrument: ``(n,)`` integer instrument index in ``0..K−1`` per event.
         mask: ``(n,)`` bool, False for padding rows (lets catalogues of different sizes
             share one compiled fit); padded rows need valid (e.g. positive) mark values.
+        schedules: optional, one `OverpassSchedule` (or None) per instrument. An
+            instrument with a schedule only looks during its overpass windows
+            ``[o - half_window, o + half_window]`` (inside ``[t0_k, t1_k]``): its
+            compensator integrates λ over those windows only (a snapshot imager sees
+            events active at overpass time; put the event duration into
+            ``half_window``). Windows must not overlap, and every detection of the
+            instrument must fall inside one.
     """
 
     times: Float[Array, " n"]
@@ -50,8 +57,10 @@ class PopulationData(eqx.Module):
     t1: Float[Array, " K"]
     instrument: Int[Array, " n"]
     mask: Bool[Array, " n"]
+    schedules: tuple[OverpassSchedule | None, ...] | None
 
-    def __init__(self, times, mark_data, t0, t1, instrument=None, mask=None):
+    def __init__(self, times, mark_data, t0, t1, instrument=None, mask=None, schedules=None):
+        self.schedules = None if schedules is None else tuple(schedules)
         self.times = as_float_array("times", times)
         self.mark_data = mark_data
         self.t0 = jnp.atleast_1d(as_float_array("t0", t0))
@@ -83,6 +92,60 @@ class PopulationData(eqx.Module):
         ins = np.asarray(self.instrument)
         if ins.size and (ins.min() < 0 or ins.max() >= self.t0.shape[0]):
             raise ValueError(f"`instrument` indices must lie in 0..{self.t0.shape[0] - 1}")
+        if self.schedules is not None:
+            self._check_schedules(ins)
+
+    def _check_schedules(self, ins: np.ndarray) -> None:
+        k_all = self.t0.shape[0]
+        if len(self.schedules) != k_all:
+            raise ValueError(
+                f"`schedules` has {len(self.schedules)} entries for {k_all} instruments"
+            )
+        times, mask = np.asarray(self.times), np.asarray(self.mask)
+        for k, sched in enumerate(self.schedules):
+            if sched is None:
+                continue
+            if not isinstance(sched, OverpassSchedule):
+                raise TypeError(f"`schedules[{k}]` must be an OverpassSchedule or None")
+            o = np.asarray(sched.times)
+            if o.size and np.any(np.diff(o) < 2 * sched.half_window):
+                raise ValueError(
+                    f"`schedules[{k}]`: overpass times must be ascending and at least "
+                    f"2 * half_window = {2 * sched.half_window:g} s apart (windows may not overlap)"
+                )
+            mine = np.flatnonzero((ins == k) & mask)
+            if mine.size:
+                if o.size == 0:
+                    raise ValueError(f"instrument {k} has detections but no overpasses")
+                gap = np.min(np.abs(times[mine, None] - o[None, :]), axis=1)
+                bad = mine[gap > sched.half_window]
+                if bad.size:
+                    raise ValueError(
+                        f"{bad.size} detection(s) of instrument {k} fall outside its overpass "
+                        f"windows (event indices {bad[:5].tolist()})"
+                    )
+
+    def observed_seconds(self) -> np.ndarray:
+        """``(K,)`` time each instrument observes (s): ``t1 - t0`` or its overpass windows."""
+        out = np.asarray(self.t1 - self.t0, np.float64).copy()
+        for k, sched in enumerate(self.schedules or ()):
+            if sched is not None:
+                t0, t1 = float(self.t0[k]), float(self.t1[k])
+                o = np.asarray(sched.times, np.float64)
+                a = np.clip(o - sched.half_window, t0, t1)
+                b = np.clip(o + sched.half_window, t0, t1)
+                out[k] = float(np.sum(b - a))
+        return out
+
+    def exposure(self, intensity: AbstractIntensity, k: int) -> Float[Array, ""]:
+        """``∫ λ dt`` over the time instrument ``k`` observes: its window ``[t0_k, t1_k]``,
+        or the union of its overpass windows inside it."""
+        sched = None if self.schedules is None else self.schedules[k]
+        if sched is None:
+            return intensity.integrated(self.t0[k], self.t1[k])
+        a = jnp.clip(sched.times - sched.half_window, self.t0[k], self.t1[k])
+        b = jnp.clip(sched.times + sched.half_window, self.t0[k], self.t1[k])
+        return jnp.sum(intensity.integrated(a, b))
 
     @property
     def n_events(self) -> int:
@@ -127,9 +190,7 @@ class AbstractPopulationModel(eqx.Module):
         ev = jnp.take_along_axis(per_pod, data.instrument[None, :], axis=0)[0]
         comp = 0.0
         for k, p in enumerate(pods):
-            comp = comp + intensity.integrated(data.t0[k], data.t1[k]) * detection_fraction(
-                marks, p
-            )
+            comp = comp + data.exposure(intensity, k) * detection_fraction(marks, p)
         log_rate = intensity.log_rate(data.times)
         return jnp.sum(jnp.where(data.mask, log_rate + ev, 0.0)) - comp
 
@@ -240,7 +301,7 @@ class LognormalHillModel(AbstractPopulationModel):
     def initial_params(self, data: PopulationData) -> dict[str, Array]:
         """A data-informed starting point for the optimiser (physical units)."""
         q = np.log(np.asarray(data.mark_data.point_estimates())[np.asarray(data.mask)])
-        T = float(np.sum(np.asarray(data.t1 - data.t0)))
+        T = float(np.sum(data.observed_seconds()))
         out = {
             "rate": jnp.asarray(max(data.n_events, 1) / T * 2.0),
             "mu": jnp.asarray(float(np.median(q)) - 0.5),
