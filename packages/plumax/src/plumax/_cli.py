@@ -533,7 +533,7 @@ def cycle(
     root: Annotated[Path, typer.Option(help="Artifact registry folder.")] = Path("plumax-runs"),
     fast: Annotated[bool, typer.Option(help="Reduced budget: a few minutes on 2 cores.")] = False,
     oracle: Annotated[
-        str | None, typer.Option(help="Oracle inference: laplace or nuts (default by budget).")
+        str | None, typer.Option(help="Oracle inference: nuts (default) or laplace.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same artifacts.")] = 0,
     fail_on_gate: Annotated[
@@ -543,7 +543,7 @@ def cycle(
     """Run the six-step cycle and report every gate.
 
     1 simulator (Gaussian plume), 2 oracle posteriors on held-out cases (NUTS, or MAP +
-    Laplace with --fast), 3 neural emulator, 4 the same inference on the emulator,
+    Laplace with --oracle laplace), 3 neural emulator, 4 the same inference on the emulator,
     5 amortized conditional flow, 6 a cycle report: emulator accuracy and Jacobian
     probe, posterior agreement of steps 4 and 5 with step 2, SBC and TARP, each value
     next to its tolerance. Every artifact goes into the registry with its lineage; the
