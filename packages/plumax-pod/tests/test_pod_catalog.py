@@ -94,6 +94,49 @@ def test_schemas_and_malformed_rows(tmp_path):
     assert np.isnan(cat.wind[1])
 
 
+# The header of a Carbon Mapper plume-list export (2025, v3 emissions; seen in a public
+# repository that redistributes one). Our schema must find its columns, and its times are
+# written with an hour-only UTC offset ("+00").
+CARBON_MAPPER_2025_HEADER = (
+    "plume_id,plume_latitude,plume_longitude,datetime,ipcc_sector,gas,emission_cmf_type,"
+    "plume_bounds,instrument,mission_phase,published_at,modified,emission_version,"
+    "processing_software,gsd,sensitivity_mode,off_nadir,emission_auto,"
+    "emission_uncertainty_auto,wind_speed_avg_auto,wind_speed_std_auto,"
+    "wind_direction_avg_auto,wind_direction_std_auto,wind_source_auto,platform,provider,"
+    "plume_tif,plume_png,con_tif,rgb_tif,rgb_png"
+).split(",")
+
+
+def test_carbon_mapper_export_header(tmp_path):
+    path = tmp_path / "cm2025.csv"
+    row = {k: "" for k in CARBON_MAPPER_2025_HEADER}
+    rows = []
+    for i, (t, q, dq) in enumerate(
+        [("2025-05-21T18:08:50+00", "1200.5", "110.0"), ("2025-05-22T18:10:00+00", "400", "")]
+    ):
+        r = dict(row)
+        r.update(
+            plume_id=f"tan-{i}",
+            plume_latitude="31.5",
+            plume_longitude="-102.0",
+            datetime=t,
+            plume_bounds="[-102.1, 31.4, -101.9, 31.6]",  # a quoted field with commas
+            instrument="tan",
+            emission_auto=q,
+            emission_uncertainty_auto=dq,
+            wind_speed_avg_auto="6.2",
+        )
+        rows.append([r[k] for k in CARBON_MAPPER_2025_HEADER])
+    _write(path, CARBON_MAPPER_2025_HEADER, rows)
+    cat = read_catalog(path, "carbon_mapper")
+    assert list(cat.ids) == ["tan-0", "tan-1"] and list(cat.instrument) == ["tan", "tan"]
+    # 2025-05-21T18:08:50Z
+    assert cat.time[0] == 1747850930.0 and cat.time[1] - cat.time[0] == 86400.0 + 70.0
+    np.testing.assert_allclose(cat.q, [1200.5 / 3600.0, 400.0 / 3600.0])  # kg/h -> kg/s
+    assert cat.q_sigma[0] == pytest.approx(110.0 / 3600.0) and np.isnan(cat.q_sigma[1])
+    assert np.all(cat.wind == 6.2)
+
+
 def test_ghgsat_units_column_and_missing_header(tmp_path):
     path = tmp_path / "g.csv"
     _write(
