@@ -8,6 +8,8 @@
   ``(Q, x0, y0, bias_<instrument>...)``, with an optional held-out instrument;
 * :func:`plume_prior` — the default weakly informative prior;
 * :func:`run_cycle` — the six-step cycle with its gates (``plumax cycle``);
+* :func:`population` — a plume-list CSV → plumax-pod population fit and totals
+  (``plumax population``);
 * :func:`simulate_radiance` / :func:`read_radiance_scene` / :func:`retrieve` — Tier IV
   overpass: Gaussian plume → EMIT-like radiance (plumax-rtm) → matched filter, plume
   mask, IME/CSF; the retrieved map inverts with :func:`invert`
@@ -49,9 +51,12 @@ from ._overpass import (
     retrieve,
     simulate_radiance,
 )
+from ._population import PopulationResult, population
 from ._scene import Scene, read_scene, scene_dataset
 
 __all__ = [
+    "PopulationResult",
+    "population",
     "CycleBudget",
     "CycleRun",
     "gaussian_tier",
