@@ -4,8 +4,8 @@ Parameters: log-emission ``Q`` (kg/s), source position ``x0, y0`` (m) and the wi
 ``u`` (m/s) as a nuisance parameter (the plume's column scales as ``Q / u``, so ``Q`` and
 ``u`` are strongly correlated a posteriori: a hard, non-Gaussian posterior). Data: noisy
 24 x 24 column images (ppm m, 300-1500 m downwind) with random cloud masks (NaN in hidden
-pixels). A CNN
-embedding + rational-quadratic-spline MAF is trained on simulations from the prior.
+pixels). A CNN embedding + rational-quadratic-spline MAF is trained on simulations from
+the prior.
 
 Must show (issue 7): across 200 held-out simulations SBC passes at p > 0.01, and on 20
 held-out cases the amortized posterior agrees with NUTS (vardax-lite) within one oracle
@@ -26,7 +26,7 @@ import plumax_core as pc
 
 pytestmark = pytest.mark.slow
 
-N_TRAIN = 20000
+N_TRAIN = 40000
 NOISE_PPM_M = 60.0
 SPEC = pc.ParamSpec(
     (
