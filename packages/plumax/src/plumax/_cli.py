@@ -92,10 +92,14 @@ def _open_scene(path: Path):
 
 
 def _write_json(path: Path, obj) -> None:
-    from ._scene import atomic_write
+    from ._scene import write_json
 
-    text = json.dumps(obj, indent=1, allow_nan=True)
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_json(path, obj)
+
+
+def _check_out_folder(path: Path | None) -> None:
+    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise CLIError(f"output folder {str(path.parent)!r} does not exist")
 
 
 @app.command()
@@ -223,8 +227,7 @@ def invert(
         raise CLIError(f"--level must be in (0, 1), got {level}")
     if not prior_q_kgh > 0:
         raise CLIError(f"--prior-q-kgh must be > 0, got {prior_q_kgh}")
-    if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise CLIError(f"output folder {str(out.parent)!r} does not exist")
+    _check_out_folder(out)
     scene = read_scene(_open_scene(obs))
     prior = pl.plume_prior(scene.model.param_spec, q_kgh=prior_q_kgh)
     label = "MAP + Laplace" if method == "laplace" else "NUTS"
@@ -302,8 +305,7 @@ def retrieve(
             continue
         if path.resolve() == scene.resolve():
             raise CLIError(f"{flag} must not overwrite the input scene {str(scene)!r}")
-        if not (path.parent if str(path.parent) else Path(".")).is_dir():
-            raise CLIError(f"output folder {str(path.parent)!r} does not exist")
+        _check_out_folder(path)
     sc = read_radiance_scene(_open_scene(scene))
     with err_console.status("matched-filter retrieval..."):
         ret = pl.retrieve(sc, false_alarm_rate=false_alarm_rate, optimal_estimation=oe)
@@ -412,8 +414,7 @@ def population(
         raise CLIError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     if (pod_q50_kgh is None) != (pod_slope is None):
         raise CLIError("give both --pod-q50-kgh and --pod-slope (a known detection curve)")
-    if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise CLIError(f"output folder {str(out.parent)!r} does not exist")
+    _check_out_folder(out)
     try:
         with err_console.status(f"fitting the population model ({method})..."):
             res = run_population(

@@ -57,7 +57,7 @@ from plumax_core import (
 )
 
 from ._models import PinnedForwardModel, pin
-from ._scene import atomic_write
+from ._scene import write_json
 
 __all__ = ["TIERS", "CycleBudget", "CycleRun", "gaussian_tier", "run_cycle"]
 
@@ -221,13 +221,18 @@ def _agreement_metrics(cands: list[Posterior], oracles: list[Posterior]) -> dict
 def _benchmark(
     name: str, strength: OracleStrength, simulator_hash: str, oracle_hash: str, tarp_tol: float
 ) -> CycleBenchmark:
-    agree = (
-        "agree_fraction",
-        "median_z",
-        "max_z",
-        "max_spread_ratio",
-    )
-    agree_tol = {"agree_fraction": Tolerance(min=0.9), "median_z": Tolerance(max=1.0)}
+    def agreement(name: str, target_step: int) -> CycleStageBenchmark:
+        return CycleStageBenchmark(
+            name=name,
+            target_step=target_step,
+            oracle_step=2,
+            l_transition="L2->L4",
+            oracle_strength=strength,
+            metrics=("agree_fraction", "median_z", "max_z", "max_spread_ratio"),
+            tolerances={"agree_fraction": Tolerance(min=0.9), "median_z": Tolerance(max=1.0)},
+            oracle_artifact_hash=oracle_hash,
+        )
+
     stages = [
         CycleStageBenchmark(
             name="emulator-accuracy",
@@ -249,16 +254,7 @@ def _benchmark(
             tolerances={"max_jacobian_error": Tolerance(max=0.1)},
             oracle_artifact_hash=simulator_hash,
         ),
-        CycleStageBenchmark(
-            name="emulator-inference",
-            target_step=4,
-            oracle_step=2,
-            l_transition="L2->L4",
-            oracle_strength=strength,
-            metrics=agree,
-            tolerances=agree_tol,
-            oracle_artifact_hash=oracle_hash,
-        ),
+        agreement("emulator-inference", 4),
         CycleStageBenchmark(
             name="amortized-calibration",
             target_step=5,
@@ -272,16 +268,7 @@ def _benchmark(
             },
             oracle_artifact_hash=simulator_hash,
         ),
-        CycleStageBenchmark(
-            name="amortized-inference",
-            target_step=5,
-            oracle_step=2,
-            l_transition="L2->L4",
-            oracle_strength=strength,
-            metrics=agree,
-            tolerances=agree_tol,
-            oracle_artifact_hash=oracle_hash,
-        ),
+        agreement("amortized-inference", 5),
     ]
     if strength == OracleStrength.SAMPLER:
         stages.insert(
@@ -298,11 +285,6 @@ def _benchmark(
             ),
         )
     return CycleBenchmark(tuple(stages), name=name)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, allow_nan=False)
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def run_cycle(
@@ -600,12 +582,12 @@ def run_cycle(
         reports = root / "reports"
         reports.mkdir(parents=True, exist_ok=True)
         report_path = reports / f"{tier}-cycle-{stamp}.json"
-        _write_json(report_path, report.to_dict())
+        write_json(report_path, report.to_dict(), indent=2, allow_nan=False)
         diff = diff_path = None
         if previous is not None:
             diff = previous.diff(report)
             diff_path = reports / f"{tier}-cycle-{stamp}-diff.json"
-            _write_json(diff_path, diff.to_dict())
+            write_json(diff_path, diff.to_dict(), indent=2, allow_nan=False)
         return report, previous, diff, report_path, diff_path, h_report
 
     report, previous, diff, report_path, diff_path, h_report = steps.run(

@@ -20,7 +20,6 @@ Deterministic given ``seed``.
 import base64
 import html
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -184,7 +183,7 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
 
     from . import pipelines as pl
     from ._models import pin
-    from ._scene import atomic_write
+    from ._scene import atomic_write, write_json
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -264,10 +263,7 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
     for name, inv in (("laplace", laplace), ("nuts", nuts)):
         d = inv.to_dict()
         d["summary"] = qsum[name]
-        atomic_write(
-            out / f"posterior-{name}.json",
-            lambda tmp, d=d: tmp.write_text(json.dumps(d), encoding="utf-8"),
-        )
+        write_json(out / f"posterior-{name}.json", d, indent=None)
     reg = ArtifactRegistry(out / "registry")
     h_scene = reg.store(obs, "demo-retrieved-map", ModelRole.BASELINE, tags={"seed": seed})
     for name, inv in (("laplace", laplace), ("nuts", nuts)):
@@ -294,7 +290,5 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
         "pixel_size_m": DEMO_PIXEL,
         "bands": int(sc.wavelengths.size),
     }
-    atomic_write(
-        out / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=1), "utf-8")
-    )
+    write_json(out / "summary.json", result)
     return result

@@ -50,9 +50,10 @@ def _iso(t: float) -> str:
 
 
 def _interval(draws: np.ndarray, level: float, scale: float = 1.0) -> dict[str, float]:
-    d = np.asarray(draws, np.float64) * scale
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
-    return {"median": float(np.median(d)), "lo": float(lo), "hi": float(hi)}
+    from plumax_pod import summarise_samples
+
+    s = summarise_samples(np.asarray(draws, np.float64) * scale, level)
+    return {"median": s["median"], "lo": s["lower"], "hi": s["upper"]}
 
 
 def population(

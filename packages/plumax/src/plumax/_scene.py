@@ -29,7 +29,7 @@ import numpy as np
 
 from plumax_core import STABILITY_CLASSES, MetField, Observations
 
-__all__ = ["Scene", "atomic_write", "read_scene", "scene_dataset"]
+__all__ = ["Scene", "atomic_write", "read_scene", "scene_dataset", "write_json"]
 
 MET_ATTRS: dict[str, str] = {
     "met_wind_speed": "m s-1",
@@ -244,3 +244,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(
+    path: str | os.PathLike[str], obj: Any, *, indent: int | None = 1, allow_nan: bool = True
+) -> Path:
+    """Write ``obj`` as JSON through :func:`atomic_write` (``allow_nan=False``: strict JSON,
+    a non-finite number raises before anything is written)."""
+    import json
+
+    text = json.dumps(obj, indent=indent, allow_nan=allow_nan)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
