@@ -50,17 +50,25 @@ class Bump(AbstractForwardModel):
 
 
 def _spend(theta):
+    theta = np.asarray(theta)
     left = BUDGET["left"]
     if left is None:
-        return
-    n = int(np.asarray(theta).size // 3)
+        return theta
+    n = theta.size // 3
     if left < n:
         raise RuntimeError("simulated interrupt")
     BUDGET["left"] = left - n
+    return theta
 
 
 class FlakyBump(AbstractForwardModel):
-    """`Bump` that raises once `BUDGET` is spent (simulates an interrupted run)."""
+    """`Bump` that raises once `BUDGET` is spent (simulates an interrupted run).
+
+    The budget check is a `jax.pure_callback` whose output feeds the result, so its
+    error surfaces with the batch that spent the budget (a `jax.debug.callback` error is
+    reported at some later synchronisation point, which made the interrupt land a shard
+    late now and then).
+    """
 
     x: Array
 
@@ -69,8 +77,12 @@ class FlakyBump(AbstractForwardModel):
         return BUMP_SPEC
 
     def __call__(self, params, met: MetField) -> Observations:
-        jax.debug.callback(_spend, BUMP_SPEC.flatten(params))
-        y = params["A"] * jnp.exp(-0.5 * ((self.x - params["mu"]) / params["s"]) ** 2)
+        flat = BUMP_SPEC.flatten(params)
+        flat = jax.pure_callback(
+            _spend, jax.ShapeDtypeStruct(flat.shape, flat.dtype), flat, vmap_method="sequential"
+        )
+        p = BUMP_SPEC.unflatten(flat)
+        y = p["A"] * jnp.exp(-0.5 * ((self.x - p["mu"]) / p["s"]) ** 2)
         return Observations(y, kind="generic", coords={"obs": self.x})
 
 
