@@ -337,6 +337,25 @@ def test_lineage_tree(reg):
     json.dumps(root.to_dict())
 
 
+def test_lineage_shared_ancestry_is_printed_once(reg):
+    """A diamond (two artifacts built on one emulator) prints the emulator's ancestry
+    once; a problem shared by both branches is listed once."""
+    import shutil
+
+    oracle, train, emu, _ = _chain(reg)
+    a = reg.store(_arrays(3.0), "post-a", ModelRole.PREDICTOR, {"parent_hashes": (emu,)})
+    b = reg.store(_arrays(4.0), "post-b", ModelRole.PREDICTOR, {"parent_hashes": (emu,)})
+    report = reg.store(_arrays(5.0), "report", ModelRole.BASELINE, {"parent_hashes": (a, b)})
+    text = str(reg.lineage(report))
+    assert text.count(emu[:12]) == 2  # under post-a, then once more under post-b ...
+    assert text.count(oracle[:12]) == 1  # ... but its ancestry is not repeated
+    assert text.count("[ancestry shown above]") == 1
+    assert sum(1 for n in reg.lineage(report).walk() if n.hash == oracle) == 2  # tree intact
+    shutil.rmtree(reg.root / "objects" / oracle)
+    (problem,) = reg.lineage(report).problems
+    assert (problem.hash, problem.status) == (oracle, "missing")
+
+
 def test_lineage_reports_deleted_and_damaged_upstream(reg):
     import shutil
 

@@ -281,8 +281,12 @@ class LineageNode:
 
     @property
     def problems(self) -> tuple[LineageNode, ...]:
-        """Nodes whose status is not ``"ok"``."""
-        return tuple(n for n in self.walk() if n.status != "ok")
+        """Nodes whose status is not ``"ok"``, each artifact once (first occurrence)."""
+        found: dict[str, LineageNode] = {}
+        for n in self.walk():
+            if n.status != "ok":
+                found.setdefault(n.hash, n)
+        return tuple(found.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -296,18 +300,24 @@ class LineageNode:
             "parents": [p.to_dict() for p in self.parents],
         }
 
-    def _lines(self, depth: int) -> Iterator[str]:
+    def _lines(self, depth: int, shown: set[str]) -> Iterator[str]:
         extra = f" replaced by {self.replaced_by[:12]}" if self.replaced_by else ""
         role = self.role.value if self.role else "?"
-        yield (
+        line = (
             f"{'  ' * depth}{self.relation}: {self.name or '?'} [{role}] "
             f"{self.hash[:12]} ({self.status}){extra}"
         )
+        if self.parents and self.hash in shown:
+            yield f"{line} [ancestry shown above]"
+            return
+        yield line
+        shown.add(self.hash)
         for p in self.parents:
-            yield from p._lines(depth + 1)
+            yield from p._lines(depth + 1, shown)
 
     def __str__(self) -> str:
-        return "\n".join(self._lines(0))
+        """An indented tree; an artifact reached twice has its ancestry printed once."""
+        return "\n".join(self._lines(0, set()))
 
 
 @dataclasses.dataclass(frozen=True)
