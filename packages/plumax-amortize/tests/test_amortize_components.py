@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import plumax_amortize as pa
+from plumax_amortize._npe import standardisation
 from plumax_core import ArtifactRegistry, ModelRole, Observations
 
 EMBEDDINGS = {
@@ -52,6 +53,31 @@ def eqx_jit(f):
     import equinox as eqx
 
     return eqx.filter_jit(f)
+
+
+def test_cnn_standardises_the_image_as_a_whole(getkey):
+    """'image' keeps the spatial structure (a shifted image standardises to the shifted
+    standardised image); 'pixel' gives each pixel its own location and scale."""
+    values = jr.normal(getkey(), (300, 8, 8)) * jnp.linspace(1.0, 5.0, 8)  # scale varies in x
+    mask = jr.uniform(getkey(), values.shape) > 0.2
+    image = pa.CNNEmbedding((8, 8), 8, channels=(4,), key=getkey())
+    pixel = pa.CNNEmbedding((8, 8), 8, channels=(4,), standardise="pixel", key=getkey())
+    assert (image.element_ndim, pixel.element_ndim) == (0, 2)
+    loc, scale = standardisation(values, mask, image.element_ndim)
+    valid = np.asarray(values)[np.asarray(mask)]
+    np.testing.assert_allclose(loc, valid.mean(), rtol=1e-5)
+    np.testing.assert_allclose(scale, valid.std(ddof=1), rtol=1e-4)
+    loc_p, scale_p = standardisation(values, mask, pixel.element_ndim)
+    assert loc_p.shape == scale_p.shape == (8, 8)
+    assert float(scale_p[:, -1].mean()) > 3.0 * float(scale_p[:, 0].mean())
+    img = values[0]
+    shifted = jnp.roll(img, 2, axis=1)
+    np.testing.assert_allclose((shifted - loc) / scale, jnp.roll((img - loc) / scale, 2, axis=1))
+    assert not np.allclose(
+        (shifted - loc_p) / scale_p, jnp.roll((img - loc_p) / scale_p, 2, axis=1), atol=1e-3
+    )
+    with pytest.raises(ValueError, match="standardise"):
+        pa.CNNEmbedding((8, 8), standardise="global", key=getkey())
 
 
 @pytest.mark.parametrize("name", ["deepset_mlp", "deepset_cnn"])
@@ -102,8 +128,8 @@ def blob_npe(blob):
         bank.param_spec,
         theta_loc=jnp.zeros(2),
         theta_scale=3.0 * jnp.ones(2),  # wide: draws reach far into the tails
-        obs_loc=jnp.zeros((8, 8)),
-        obs_scale=jnp.ones((8, 8)),
+        obs_loc=jnp.zeros(()),  # the CNN standardises the whole image with one scale
+        obs_scale=jnp.ones(()),
         flow_config=config,
         simulator_id=bank.simulator_id,
         simulator_hash=bank.simulator_hash,
@@ -186,6 +212,51 @@ def test_training_is_deterministic_and_checkpoints(linear_gaussian, tmp_path):
     assert reg.info("lg").tags["n_steps"] == 5
 
 
+def test_learning_rate_decays_on_plateau(linear_gaussian):
+    """The step size halves after every ``lr_patience`` epochs without a better held-out
+    loss (recomputed here from the recorded losses), never below the floor, and the new
+    step size reaches Adam (its update scales with it)."""
+    import optax
+
+    from plumax_amortize._train import _set_learning_rate
+
+    p = linear_gaussian
+    bank = pa.simulate(p.model, p.prior, p.met, pa.ObservationNoise(), 300, key=jr.key(2))
+    cfg = pa.TrainConfig(
+        batch_size=32,
+        learning_rate=2e-2,
+        lr_decay=0.5,
+        lr_patience=1,
+        min_learning_rate=4e-3,
+        patience=6,
+        max_epochs=30,
+    )
+    _, hist = pa.fit_npe(
+        bank, key=jr.key(3), flow=pa.FlowConfig("maf", flow_layers=1, nn_width=8), train=cfg
+    )
+    lr, best, best_i, last, expected = cfg.learning_rate, np.inf, -1, -1, []
+    for i, v in enumerate(hist.val_loss):
+        expected.append(lr)
+        if v < best:
+            best, best_i = v, i
+        if i - max(best_i, last) >= cfg.lr_patience:
+            lr, last = max(lr * cfg.lr_decay, cfg.min_learning_rate), i
+    np.testing.assert_allclose(hist.learning_rate, expected)
+    assert hist.learning_rate[0] == 2e-2 and min(hist.learning_rate) < 2e-2  # it did decay
+    assert min(hist.learning_rate) >= 4e-3
+    assert hist.to_dict()["learning_rate"] == list(hist.learning_rate)
+
+    opt = optax.chain(
+        optax.clip_by_global_norm(5.0), optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
+    )
+    params = {"w": jnp.ones(3)}
+    grads = {"w": jnp.array([0.1, -0.2, 0.3])}
+    state = opt.init(params)
+    full, _ = opt.update(grads, state, params)
+    half, _ = opt.update(grads, _set_learning_rate(state, 0.05), params)
+    np.testing.assert_allclose(half["w"], 0.5 * full["w"], rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_simulate_repeated_overpasses(linear_gaussian):
     p = linear_gaussian
@@ -215,6 +286,12 @@ def test_bad_configuration_raises(linear_gaussian, lg_banks):
         pa.TrainConfig(val_fraction=0.9)
     with pytest.raises(ValueError, match="max_steps"):
         pa.TrainConfig(max_steps=0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        pa.TrainConfig(lr_decay=0.0)
+    with pytest.raises(ValueError, match="min_learning_rate"):
+        pa.TrainConfig(learning_rate=1e-3, min_learning_rate=1e-2)
+    with pytest.raises(ValueError, match="lr_patience"):
+        pa.TrainConfig(lr_patience=0)
     with pytest.raises(ValueError, match="dim"):
         pa.build_flow(pa.FlowConfig("coupling_rqs"), 1, 4, key=jr.key(0))
     with pytest.raises(ValueError, match="obs_shape"):

@@ -39,7 +39,8 @@ class AbstractEmbedding(eqx.Module):
       shape ``obs_shape`` returns a finite ``(out_dim,)`` vector; it is pure and vmaps;
     * the output does not depend on ``values`` where ``mask`` is False;
     * ``element_ndim`` trailing axes of ``obs_shape`` make up one "element" over which
-      the estimator standardises (all leading axes are pooled: e.g. overpasses).
+      the estimator standardises (all leading axes are pooled: e.g. overpasses; 0 pools
+      everything into one location and scale).
     """
 
     obs_shape: AbstractVar[tuple[int, ...]]
@@ -99,7 +100,13 @@ class MLPEmbedding(AbstractEmbedding):
 class CNNEmbedding(AbstractEmbedding):
     """A small CNN over a column image with a validity-mask channel.
 
-    Input channels: the standardised image (0 where invalid) and the mask. Each of the
+    Input channels: the standardised image (0 where invalid) and the mask. By default the
+    whole image is standardised with ONE mean and standard deviation
+    (``standardise="image"``, what the `sbi` package calls "structured" z-scoring): the
+    convolutions share their weights across positions, so the input must keep the same
+    scale everywhere. Per-pixel standardisation (``"pixel"``) divides the plume's core by
+    a larger number than its flanks and distorts the crosswind profile from which a
+    sub-pixel source position is read. Each of the
     ``len(channels)`` blocks is a 3x3 convolution with stride 2 and GELU; features are
     zeroed where the (max-pooled) mask says nothing valid was seen. The last feature map
     is averaged over its valid area and also kept whole (the coarse map carries the
@@ -109,12 +116,15 @@ class CNNEmbedding(AbstractEmbedding):
     Attributes:
         obs_shape: ``(ny, nx)``.
         out_dim: feature length.
+        standardise: ``"image"`` (one location and scale for the whole image) or
+            ``"pixel"`` (one per pixel).
         convs: the convolution layers.
         head: final linear layer.
     """
 
     obs_shape: tuple[int, ...] = eqx.field(static=True)
     out_dim: int = eqx.field(static=True)
+    standardise: str = eqx.field(static=True)
     convs: tuple[eqx.nn.Conv2d, ...]
     head: eqx.nn.MLP
 
@@ -124,11 +134,15 @@ class CNNEmbedding(AbstractEmbedding):
         out_dim: int = 32,
         *,
         channels: tuple[int, ...] = (16, 32, 32),
+        standardise: str = "image",
         key: PRNGKeyArray,
     ):
         self.obs_shape = _check_shape(obs_shape)
         if len(self.obs_shape) != 2:
             raise ValueError(f"`obs_shape` must be (ny, nx) for a CNN, got {obs_shape}")
+        if standardise not in ("image", "pixel"):
+            raise ValueError(f"`standardise` must be 'image' or 'pixel', got {standardise!r}")
+        self.standardise = standardise
         if not channels or any(c < 1 for c in channels):
             raise ValueError(
                 f"`channels` must be a non-empty tuple of positive ints, got {channels}"
@@ -152,6 +166,10 @@ class CNNEmbedding(AbstractEmbedding):
             activation=jax.nn.gelu,
             key=keys[-1],
         )
+
+    @property
+    def element_ndim(self) -> int:
+        return 0 if self.standardise == "image" else 2
 
     def __call__(self, values, mask):
         m = mask.astype(values.dtype)
@@ -216,7 +234,7 @@ class DeepSetEmbedding(AbstractEmbedding):
 
     @property
     def element_ndim(self) -> int:
-        return len(self.inner.obs_shape)
+        return self.inner.element_ndim
 
     def __call__(self, values, mask):
         feats = jax.vmap(lambda v, m: self.phi(self.inner(v, m)))(values, mask)
