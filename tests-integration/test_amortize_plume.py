@@ -10,6 +10,9 @@ the prior.
 Must show (issue 7): across 200 held-out simulations SBC passes at p > 0.01, and on 20
 held-out cases the amortized posterior agrees with NUTS (vardax-lite) within one oracle
 sigma with a spread ratio below 2 (`plumax_core.gates.posterior_agreement`).
+
+Status (docs/amortize/calibration.md): with 60 000 simulations SBC passes (min p 0.038)
+and 18 of the 20 cases agree; cases 8 (y0) and 10 (x0) do not, so this test fails.
 """
 
 import time
@@ -26,7 +29,7 @@ import plumax_core as pc
 
 pytestmark = pytest.mark.slow
 
-N_TRAIN = 40000
+N_TRAIN = 60000
 NOISE_PPM_M = 60.0
 SPEC = pc.ParamSpec(
     (
@@ -93,7 +96,14 @@ def test_npe_plume_sbc_and_agreement_with_nuts():
         key=jr.key(3),
         embedding=emb,
         flow=pa.FlowConfig("maf_rqs", flow_layers=4, nn_width=64),
-        train=pa.TrainConfig(batch_size=128, learning_rate=1e-3, patience=15, max_epochs=150),
+        train=pa.TrainConfig(
+            batch_size=128,
+            learning_rate=1e-3,
+            patience=15,
+            max_epochs=150,
+            lr_decay=0.5,
+            lr_patience=5,
+        ),
     )
     t_train = time.perf_counter() - t0
     sbc_bank, cases = held.split(200)
@@ -102,7 +112,10 @@ def test_npe_plume_sbc_and_agreement_with_nuts():
     assert sbc.passed, sbc.details["p_values"]
     assert sbc.statistic > 0.01
 
-    oracle = vx.NUTSOracle(num_warmup=400, num_samples=500, num_chains=2)
+    # The (Q, u) posterior is a narrow curved ridge on high-signal cases (the column
+    # scales as Q / u); at the default target acceptance 0.8 one of the 20 cases had 173
+    # divergences and R-hat 1.6, so the reference itself was wrong. At 0.95 all converge.
+    oracle = vx.NUTSOracle(num_warmup=400, num_samples=500, num_chains=2, target_accept=0.95)
     results = []
     for i in range(cases.n):
         obs = pc.Observations(
@@ -110,6 +123,8 @@ def test_npe_plume_sbc_and_agreement_with_nuts():
         )
         amort = npe.posterior(obs, key=jr.fold_in(jr.key(5), i), n_samples=2000)
         nuts = oracle.posterior(vx.Problem(model, met, obs, prior), key=jr.fold_in(jr.key(6), i))
+        # an unconverged oracle is no reference: compare only against a converged one
+        assert nuts.provenance["converged"], (i, nuts.provenance["rhat"])
         gate = pc.gates.posterior_agreement(amort, nuts)
         results.append(gate)
         print(i, gate, np.round(gate.details["z"], 2), np.round(gate.details["cv_ratio"], 2))
