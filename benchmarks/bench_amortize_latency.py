@@ -9,18 +9,26 @@ sigma 0.5), so both methods are also scored against the closed-form posterior. R
   per observation in a vmapped batch of 100;
 * NUTS (numpyro, used directly here: 500 warm-up + 1000 draws, 1 chain) on the same
   observation: first call (with compilation) and a warm second call;
-* accuracy of both against the closed form: max |Δmean| / σ_post, max |σ/σ_post - 1|.
+* accuracy of both against the closed form: max |Δmean| / σ_post, max |σ/σ_post - 1|
+  on one observation, and the NPE's averaged over 20 held-out observations;
+* optionally the peer: the same task with the `sbi` package (PyTorch NPE, a MAF of the
+  same size), run by ``benchmarks/bench_amortize_sbi.py`` in a separate environment
+  that has torch (torch is not a project dependency). Pass that environment's Python
+  with ``--sbi-python`` and its rows join this table and JSON, from the same run on the
+  same machine; ``--sbi-seeds`` runs it once per seed (sbi's training depends on its
+  initialisation seed).
 
-Run: ``uv run python benchmarks/bench_amortize_latency.py`` (CPU; set
-``JAX_PLATFORMS=cpu``). Writes ``benchmarks/results/bench_amortize_latency.json``.
-The `sbi` (torch) comparison row is not included: torch is not a project dependency and
-is not installed in the project environment.
+Run: ``uv run python benchmarks/bench_amortize_latency.py [--sbi-python PATH]`` (CPU;
+set ``JAX_PLATFORMS=cpu``). Writes ``benchmarks/results/bench_amortize_latency.json``.
 """
 
+import argparse
 import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -93,7 +101,24 @@ def nuts_run(y, key, warmup=500, samples=N_DRAWS):
     return mcmc.get_samples()["theta"]
 
 
+def run_sbi(python: str, seed: int) -> dict:
+    """Run the sbi peer script with ``python`` (an environment with torch and sbi)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_amortize_sbi.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "sbi.json")
+        subprocess.run([python, script, "--out", out, "--seed", str(seed)], check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sbi-python", help="Python of an environment with torch and sbi")
+    parser.add_argument("--sbi-seeds", type=int, nargs="+", default=[0], help="sbi seeds")
+    args = parser.parse_args()
+    if args.sbi_python and not os.path.exists(args.sbi_python):
+        sys.exit(f"--sbi-python: {args.sbi_python} does not exist")
+
     model = LinearGaussian(SPEC, jnp.asarray(A), jnp.asarray(B))
     prior = pc.GaussianPrior(jnp.asarray(M0), jnp.asarray(S0), SPEC)
     met = pc.MetField.uniform(3.0, 270.0)
@@ -139,6 +164,15 @@ def main():
     npe_mean_err, npe_sd_err = _score(flow_draws, y0n)
     nuts_mean_err, nuts_sd_err = _score(np.asarray(nuts_draws, dtype=np.float64), y0n)
     c2st = pa.c2st(flow_draws[:1000], np.asarray(nuts_draws), key=jr.key(9))
+    held = [
+        _score(
+            np.asarray(
+                npe.posterior(test.values[i], key=jr.key(10 + i), n_samples=4000).flat_samples()
+            ),
+            np.asarray(test.values[i], dtype=np.float64),
+        )
+        for i in range(20)
+    ]
 
     rows = [
         ("simulate bank (s)", f"{N_TRAIN} sims", t_sim),
@@ -154,10 +188,20 @@ def main():
         ("NUTS max |dmean|/sd_post", "vs closed form", nuts_mean_err),
         ("NUTS max |sd/sd_post - 1|", "vs closed form", nuts_sd_err),
         ("C2ST accuracy NPE vs NUTS", "0.5 = same", c2st.statistic),
+        ("NPE max |dmean|/sd_post", "mean over 20 obs", float(np.mean([h[0] for h in held]))),
+        ("NPE max |sd/sd_post - 1|", "mean over 20 obs", float(np.mean([h[1] for h in held]))),
     ]
-    print(f"{'metric':42s} {'setting':28s} {'value':>12s}")
+    peers = []
+    for seed in args.sbi_seeds if args.sbi_python else []:
+        peer = run_sbi(args.sbi_python, seed)
+        peers.append(peer)
+        rows += [
+            ("sbi " + r["metric"].removeprefix("sbi "), f"seed {seed}, {r['setting']}", r["value"])
+            for r in peer["rows"]
+        ]
+    print(f"{'metric':44s} {'setting':34s} {'value':>12s}")
     for name, setting, value in rows:
-        print(f"{name:42s} {setting:28s} {value:12.4g}")
+        print(f"{name:44s} {setting:34s} {value:12.4g}")
     result = {
         "benchmark": "bench_amortize_latency",
         "machine": {
@@ -171,6 +215,7 @@ def main():
         "passed_latency_target": bool(1e3 * t_post < 10.0),
         "rows": [{"metric": n, "setting": s, "value": float(v)} for n, s, v in rows],
         "train_history": hist.to_dict(),
+        "peer_sbi": [{"machine": p["machine"], "config": p["config"]} for p in peers],
     }
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
