@@ -289,7 +289,8 @@ def test_bad_configuration_raises(linear_gaussian, lg_banks):
     with pytest.raises(ValueError, match="lr_decay"):
         pa.TrainConfig(lr_decay=0.0)
     with pytest.raises(ValueError, match="min_learning_rate"):
-        pa.TrainConfig(learning_rate=1e-3, min_learning_rate=1e-2)
+        pa.TrainConfig(learning_rate=1e-3, min_learning_rate=1e-2, lr_decay=0.5)
+    pa.TrainConfig(learning_rate=1e-6)  # no decay: the floor does not apply
     with pytest.raises(ValueError, match="lr_patience"):
         pa.TrainConfig(lr_patience=0)
     with pytest.raises(ValueError, match="dim"):

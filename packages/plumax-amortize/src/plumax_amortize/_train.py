@@ -8,8 +8,9 @@ training stops when it has not improved for ``patience`` epochs, returning the w
 of the best epoch. Optionally the step size is multiplied by ``lr_decay`` whenever the
 held-out loss has not improved for ``lr_patience`` epochs (reduce-on-plateau): the late,
 small steps are what sharpens the flow on high-signal observations whose posterior is
-much narrower than the prior. Minibatch order, the held-out split and the initial weights all come
-from one key, so training is deterministic given the key (on one machine and backend).
+much narrower than the prior. Minibatch order, the held-out split and the initial
+weights all come from one key, so training is deterministic given the key (on one
+machine and backend).
 """
 
 import math
@@ -52,7 +53,8 @@ class TrainConfig(eqx.Module):
             without a better held-out loss (1 = constant step size).
         lr_patience: epochs without improvement before each decay; it must be smaller
             than ``patience`` for a decay to happen before training stops.
-        min_learning_rate: the step size never decays below this.
+        min_learning_rate: the step size never decays below this (checked against
+            ``learning_rate`` only when ``lr_decay < 1``).
     """
 
     learning_rate: float = eqx.field(static=True, default=1e-3)
@@ -84,7 +86,9 @@ class TrainConfig(eqx.Module):
             raise ValueError("`clip_norm` must be > 0 and `weight_decay` >= 0")
         if not 0.0 < self.lr_decay <= 1.0:
             raise ValueError(f"`lr_decay` must be in (0, 1], got {self.lr_decay}")
-        if not 0.0 < self.min_learning_rate <= self.learning_rate:
+        if not self.min_learning_rate > 0 or (
+            self.lr_decay < 1.0 and self.min_learning_rate > self.learning_rate
+        ):
             raise ValueError(
                 f"`min_learning_rate` must be in (0, learning_rate], got {self.min_learning_rate}"
             )
