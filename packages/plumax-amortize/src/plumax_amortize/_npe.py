@@ -10,8 +10,9 @@ family is rich enough.
 
 Here ``theta`` is the *unconstrained* flat vector of the forward model's ``param_spec``,
 standardised by the training bank's mean and standard deviation; ``y`` is standardised
-per element over valid entries and filled with 0 where invalid, then summarised by an
-:class:`AbstractEmbedding`. Samples are mapped back with ``ParamSpec.from_unconstrained``
+over valid entries (per element, or with one location and scale for a whole image, as
+the embedding's ``element_ndim`` says) and filled with 0 where invalid, then summarised
+by an :class:`AbstractEmbedding`. Samples are mapped back with ``ParamSpec.from_unconstrained``
 so no draw leaves the prior support.
 """
 
@@ -126,7 +127,7 @@ class NPE(eqx.Module):
     def standardise(
         self, values: Float[Array, "*S"], mask: Bool[Array, "*S"]
     ) -> Float[Array, "*S"]:
-        """Per-element standardised values, 0 where invalid (NaN there is harmless)."""
+        """Standardised values, 0 where invalid (NaN there is harmless)."""
         x = (values - self.obs_loc) / self.obs_scale
         return jnp.where(mask, x, 0.0)
 
