@@ -91,12 +91,6 @@ def _open_scene(path: Path):
         raise CLIError(f"cannot read {str(path)!r} as NetCDF ({_one_line(exc)})") from None
 
 
-def _write_json(path: Path, obj) -> None:
-    from ._scene import write_json
-
-    write_json(path, obj)
-
-
 def _check_out_folder(path: Path | None) -> None:
     if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
         raise CLIError(f"output folder {str(path.parent)!r} does not exist")
@@ -219,7 +213,7 @@ def invert(
     import jax.random as jr
 
     from . import pipelines as pl
-    from ._scene import read_scene
+    from ._scene import read_scene, write_json
 
     if method not in pl.METHODS:
         raise CLIError(f"--method must be one of {', '.join(pl.METHODS)}, got {method!r}")
@@ -243,7 +237,7 @@ def invert(
         )
     _print_summary(inv.summary, f"{obs.name}: {label} posterior")
     if out is not None:
-        _write_json(out, inv.to_dict())
+        write_json(out, inv.to_dict())
         out_console.print(f"wrote {out}")
     if registry is not None:
         from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
@@ -296,7 +290,7 @@ def retrieve(
     """
     from . import pipelines as pl
     from ._overpass import read_radiance_scene
-    from ._scene import atomic_write
+    from ._scene import atomic_write, write_json
 
     if not 0 < false_alarm_rate < 0.5:
         raise CLIError(f"--false-alarm-rate must be in (0, 0.5), got {false_alarm_rate}")
@@ -314,7 +308,7 @@ def retrieve(
     info = ret.summary()
     atomic_write(out, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4"))
     if summary is not None:
-        _write_json(summary, info)
+        write_json(summary, info)
     ny, nx = ret.enhancement.shape
     out_console.print(
         f"{scene.name}: {ny}x{nx} pixels, {sc.wavelengths.size} {sc.instrument} bands; "
@@ -405,6 +399,7 @@ def population(
     import plumax_pod as pp
 
     from ._population import METHODS, population as run_population
+    from ._scene import write_json
 
     if not catalog.is_file():
         raise CLIError(f"input file {str(catalog)!r} does not exist")
@@ -477,7 +472,7 @@ def population(
     if not s["converged"]:
         typer.echo("warning: the fit did not converge; treat the numbers with care", err=True)
     if out is not None:
-        _write_json(out, s)
+        write_json(out, s)
         out_console.print(f"wrote {out}")
 
 
