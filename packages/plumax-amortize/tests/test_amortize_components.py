@@ -1,5 +1,6 @@
 """Embeddings, noise models, support, checkpoints, determinism and bad input."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -43,16 +44,10 @@ def test_embedding_contract(name, getkey):
     other = jnp.where(mask, x, 100.0 * jr.normal(getkey(), shape))
     np.testing.assert_allclose(emb(other, mask), out, rtol=1e-5, atol=1e-5)
     # jit equals eager, vmap equals a loop
-    np.testing.assert_allclose(eqx_jit(emb)(x, mask), out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(eqx.filter_jit(emb)(x, mask), out, rtol=1e-5, atol=1e-5)
     xb = jnp.stack([x, 2 * x])
     mb = jnp.stack([mask, mask])
     np.testing.assert_allclose(jax.vmap(emb)(xb, mb)[1], emb(2 * x, mask), rtol=1e-5, atol=1e-5)
-
-
-def eqx_jit(f):
-    import equinox as eqx
-
-    return eqx.filter_jit(f)
 
 
 def test_cnn_standardises_the_image_as_a_whole(getkey):
@@ -78,6 +73,36 @@ def test_cnn_standardises_the_image_as_a_whole(getkey):
     )
     with pytest.raises(ValueError, match="standardise"):
         pa.CNNEmbedding((8, 8), standardise="global", key=getkey())
+
+
+def test_cnn_blocks_and_coordinate_channels(getkey):
+    """Default: a stride-1 first block, then stride 2, and two coordinate channels; the
+    coarse map the head sees shrinks only at stride-2 blocks."""
+    emb = pa.CNNEmbedding((9, 8), 8, channels=(4, 4, 6), key=getkey())
+    assert emb.strides == (1, 2, 2) and emb.coordinates
+    assert [c.in_channels for c in emb.convs] == [4, 4, 4]
+    assert emb.head.in_size == 6 * (1 + 3 * 2) + 1  # 9x8 -> 5x4 -> 3x2
+    plain = pa.CNNEmbedding((9, 8), 8, channels=(4, 4), coordinates=False, key=getkey())
+    assert plain.convs[0].in_channels == 2
+    strided = pa.CNNEmbedding((9, 8), 8, channels=(4, 4), strides=(2, 2), key=getkey())
+    assert strided.head.in_size == 4 * (1 + 3 * 2) + 1
+    # the globally pooled features of a plain stride-1 CNN cannot tell where a feature
+    # is (translation equivariance + average pooling); with coordinate channels they can.
+    # Head weights on the flattened map are zeroed so only the pooled features count.
+    x = jnp.zeros((9, 8))
+    mask = jnp.ones((9, 8), bool)
+    a, b = x.at[2, 3].set(5.0), x.at[6, 4].set(5.0)  # both >= 2 pixels from the edges
+    for coordinates in (False, True):
+        emb = pa.CNNEmbedding((9, 8), 8, channels=(4,), coordinates=coordinates, key=getkey())
+        w = emb.head.layers[0].weight
+        emb = eqx.tree_at(lambda e: e.head.layers[0].weight, emb, w.at[:, 4:-1].set(0.0))
+        same = np.allclose(emb(a, mask), emb(b, mask), rtol=1e-5, atol=1e-6)
+        assert same is not coordinates
+    for bad in ((1, 3, 2), (1, 2)):
+        with pytest.raises(ValueError, match="strides"):
+            pa.CNNEmbedding((9, 8), channels=(4, 4, 4), strides=bad, key=getkey())
+    with pytest.raises(TypeError, match="coordinates"):
+        pa.CNNEmbedding((9, 8), coordinates=1, key=getkey())
 
 
 @pytest.mark.parametrize("name", ["deepset_mlp", "deepset_cnn"])
