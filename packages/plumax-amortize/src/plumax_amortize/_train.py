@@ -10,10 +10,10 @@ held-out loss has not improved for ``lr_patience`` epochs (reduce-on-plateau): t
 small steps are what sharpens the flow on high-signal observations whose posterior is
 much narrower than the prior. Minibatch order, the held-out split and the initial
 weights all come from one key, so training is deterministic given the key on a CPU.
-On a GPU, XLA picks convolution kernels by timing them and some reductions use atomics,
+On a GPU, XLA picks convolution kernels by timing them and reductions can use atomics,
 so two runs with the same key can differ in the last bits and then drift apart (seen on
-an H100: held-out loss 1.192 and 1.199 for the same key); ``XLA_FLAGS=
---xla_gpu_deterministic_ops=true`` asks XLA for deterministic kernels.
+an H100: held-out loss 1.192 and 1.199 for the same key). The environment variable
+``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` asks XLA for deterministic kernels.
 """
 
 import math
