@@ -37,19 +37,24 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from _amortize_task import (
+    M0,
+    N_DRAWS,
+    N_TRAIN,
+    S0,
+    SIGMA,
+    A,
+    B,
+    print_rows,
+    score,
+    write_json_atomic,
+)
 from jaxtyping import Array
 
 import plumax_amortize as pa
 import plumax_core as pc
 
-A = np.array([[1.0, 0.5], [0.2, -1.0], [0.7, 0.7], [-0.4, 0.3], [1.2, -0.2]])
-B = np.array([0.1, -0.3, 0.0, 0.5, 0.2])
-SIGMA = 0.5
-M0 = np.array([0.5, -1.0])
-S0 = np.array([[1.0, 0.3], [0.3, 0.8]])
 SPEC = pc.ParamSpec((pc.Param("a"), pc.Param("b")))
-N_TRAIN = 5000
-N_DRAWS = 1000
 
 
 class LinearGaussian(pc.AbstractForwardModel):
@@ -63,12 +68,6 @@ class LinearGaussian(pc.AbstractForwardModel):
         )
 
 
-def closed_form(y):
-    s0i = np.linalg.inv(S0)
-    cov = np.linalg.inv(s0i + A.T @ A / SIGMA**2)
-    return cov @ (s0i @ M0 + A.T @ (y - B) / SIGMA**2), cov
-
-
 def _timeit(fn, repeats):
     out = []
     for _ in range(repeats):
@@ -76,15 +75,6 @@ def _timeit(fn, repeats):
         jax.block_until_ready(fn())
         out.append(time.perf_counter() - t)
     return statistics.median(out)
-
-
-def _score(draws, y):
-    mean, cov = closed_form(y)
-    sd = np.sqrt(np.diag(cov))
-    return (
-        float(np.max(np.abs(draws.mean(0) - mean) / sd)),
-        float(np.max(np.abs(draws.std(0, ddof=1) / sd - 1))),
-    )
 
 
 def nuts_run(y, key, warmup=500, samples=N_DRAWS):
@@ -161,11 +151,11 @@ def main():
 
     y0n = np.asarray(y0, dtype=np.float64)
     flow_draws = np.asarray(npe.posterior(y0, key=jr.key(8), n_samples=4000).flat_samples())
-    npe_mean_err, npe_sd_err = _score(flow_draws, y0n)
-    nuts_mean_err, nuts_sd_err = _score(np.asarray(nuts_draws, dtype=np.float64), y0n)
+    npe_mean_err, npe_sd_err = score(flow_draws, y0n)
+    nuts_mean_err, nuts_sd_err = score(np.asarray(nuts_draws, dtype=np.float64), y0n)
     c2st = pa.c2st(flow_draws[:1000], np.asarray(nuts_draws), key=jr.key(9))
     held = [
-        _score(
+        score(
             np.asarray(
                 npe.posterior(test.values[i], key=jr.key(10 + i), n_samples=4000).flat_samples()
             ),
@@ -199,9 +189,7 @@ def main():
             ("sbi " + r["metric"].removeprefix("sbi "), f"seed {seed}, {r['setting']}", r["value"])
             for r in peer["rows"]
         ]
-    print(f"{'metric':44s} {'setting':34s} {'value':>12s}")
-    for name, setting, value in rows:
-        print(f"{name:44s} {setting:34s} {value:12.4g}")
+    print_rows(rows, 44, 34)
     result = {
         "benchmark": "bench_amortize_latency",
         "machine": {
@@ -217,13 +205,10 @@ def main():
         "train_history": hist.to_dict(),
         "peer_sbi": [{"machine": p["machine"], "config": p["config"]} for p in peers],
     }
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "bench_amortize_latency.json")
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
+    path = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results", "bench_amortize_latency.json"
+    )
+    write_json_atomic(path, result)
     print(f"wrote {path}")
 
 

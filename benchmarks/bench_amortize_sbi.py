@@ -4,8 +4,8 @@ This mirrors ``benchmarks/bench_amortize_latency.py`` (the JAX NPE benchmark) wi
 reference PyTorch implementation, so both can be read side by side:
 
 * model: conjugate linear-Gaussian simulator, D = 2 parameters, 5 observations,
-  ``y = A theta + b + N(0, SIGMA^2)``, prior ``N(M0, S0)``; the constants are copied
-  from the JAX benchmark;
+  ``y = A theta + b + N(0, SIGMA^2)``, prior ``N(M0, S0)``; the task, its closed form
+  and the accuracy score come from ``_amortize_task.py``, shared with the JAX benchmark;
 * training: 5000 simulations drawn with numpy, sbi's NPE (NPE-C) with a masked
   autoregressive flow of 3 transforms and 32 hidden features, batch 128,
   learning rate 2e-3, early stopping after 10 epochs without validation improvement;
@@ -16,8 +16,9 @@ reference PyTorch implementation, so both can be read side by side:
   max |sd / sd_post - 1| from 4000 draws on one held-out observation, and the mean of
   both over 20 held-out observations.
 
-Only numpy, torch and sbi are imported. torch must never enter the project's own
-environment, so this script runs in a separate virtual environment::
+Only numpy, torch, sbi and the numpy-only ``_amortize_task.py`` beside it are
+imported. torch must never enter the project's own environment, so this script runs in
+a separate virtual environment::
 
     python3.11 -m venv /tmp/sbi-env
     /tmp/sbi-env/bin/pip install torch==2.13.0
@@ -37,11 +38,9 @@ Run with ``OMP_WAIT_POLICY=ACTIVE`` in the environment to measure torch's defaul
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 
 # libgomp's default busy-wait makes every torch op stall for milliseconds when the cores are
@@ -51,16 +50,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import sbi
 import torch
+from _amortize_task import (
+    M0,
+    N_DRAWS,
+    N_TRAIN,
+    S0,
+    SIGMA,
+    A,
+    B,
+    print_rows,
+    score,
+    write_json_atomic,
+)
 from sbi.inference import NPE
 from sbi.neural_nets import posterior_nn
 
-A = np.array([[1.0, 0.5], [0.2, -1.0], [0.7, 0.7], [-0.4, 0.3], [1.2, -0.2]])
-B = np.array([0.1, -0.3, 0.0, 0.5, 0.2])
-SIGMA = 0.5
-M0 = np.array([0.5, -1.0])
-S0 = np.array([[1.0, 0.3], [0.3, 0.8]])
-N_TRAIN = 5000
-N_DRAWS = 1000
 N_SCORE_DRAWS = 4000
 N_BATCH = 100
 N_HELDOUT = 20
@@ -96,22 +100,6 @@ def simulate(rng, n):
     return theta, y
 
 
-def closed_form(y):
-    s0i = np.linalg.inv(S0)
-    cov = np.linalg.inv(s0i + A.T @ A / SIGMA**2)
-    return cov @ (s0i @ M0 + A.T @ (y - B) / SIGMA**2), cov
-
-
-def score(draws, y):
-    """Return (max |dmean| / sd_post, max |sd / sd_post - 1|) against the closed form."""
-    mean, cov = closed_form(y)
-    sd = np.sqrt(np.diag(cov))
-    return (
-        float(np.max(np.abs(draws.mean(0) - mean) / sd)),
-        float(np.max(np.abs(draws.std(0, ddof=1) / sd - 1))),
-    )
-
-
 def median_time(fn, repeats):
     times = []
     for _ in range(repeats):
@@ -123,19 +111,6 @@ def median_time(fn, repeats):
 
 def as_tensor(a):
     return torch.as_tensor(a, dtype=torch.float32)
-
-
-def write_json_atomic(path, payload):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def parse_args():
@@ -231,9 +206,7 @@ def main():
         ("NPE max |sd/sd_post - 1|", f"mean over {N_HELDOUT} obs", sd_err_avg),
     ]
     print()  # sbi ends its "converged after N epochs" message without a newline
-    print(f"{'metric':42s} {'setting':28s} {'value':>12s}")
-    for name, setting, value in rows:
-        print(f"{name:42s} {setting:28s} {value:12.4g}")
+    print_rows(rows)
 
     result = {
         "benchmark": "bench_amortize_sbi",
