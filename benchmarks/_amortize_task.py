@@ -2,17 +2,13 @@
 
 ``bench_amortize_latency.py`` (plumax-amortize, JAX) and ``bench_amortize_sbi.py`` (the
 `sbi` peer, PyTorch, run in its own environment) must score the same task the same way,
-so the task, its closed-form posterior, the accuracy score and the result writer live
-here once. Only numpy and the standard library are imported: both environments have them.
+so the task, its closed-form posterior and the accuracy score live here once. Only
+numpy and the standard library are imported: both environments have them.
 
 Model: ``y = A theta + B + N(0, SIGMA^2 I)`` with 5 observations of D = 2 parameters and
 the prior ``theta ~ N(M0, S0)``; conjugate, so the posterior is Gaussian in closed form
 (Bishop 2006, eq. 2.116-2.117).
 """
-
-import json
-import os
-import tempfile
 
 import numpy as np
 
@@ -48,17 +44,3 @@ def print_rows(rows, name_width=42, setting_width=28):
     print(f"{'metric':{name_width}s} {'setting':{setting_width}s} {'value':>12s}")
     for name, setting, value in rows:
         print(f"{name:{name_width}s} {setting:{setting_width}s} {value:12.4g}")
-
-
-def write_json_atomic(path, payload):
-    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -19,7 +19,8 @@ sigma 0.5), so both methods are also scored against the closed-form posterior. R
   initialisation seed).
 
 Run: ``uv run python benchmarks/bench_amortize_latency.py [--sbi-python PATH]`` (CPU;
-set ``JAX_PLATFORMS=cpu``). Writes ``benchmarks/results/bench_amortize_latency.json``.
+set ``JAX_PLATFORMS=cpu``). Writes its entry ``"bench_amortize_latency [<backend>]"`` of
+``benchmarks/results/bench_amortize_latency.json``, keeping other backends' entries.
 """
 
 import argparse
@@ -47,8 +48,8 @@ from _amortize_task import (
     B,
     print_rows,
     score,
-    write_json_atomic,
 )
+from _results import update_json_atomic
 from jaxtyping import Array
 
 import plumax_amortize as pa
@@ -208,7 +209,7 @@ def main():
     path = os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "results", "bench_amortize_latency.json"
     )
-    write_json_atomic(path, result)
+    update_json_atomic(path, f"bench_amortize_latency [{jax.default_backend()}]", result)
     print(f"wrote {path}")
 
 

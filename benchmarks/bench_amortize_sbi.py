@@ -60,8 +60,8 @@ from _amortize_task import (
     B,
     print_rows,
     score,
-    write_json_atomic,
 )
+from _results import write_json_atomic
 from sbi.inference import NPE
 from sbi.neural_nets import posterior_nn
 

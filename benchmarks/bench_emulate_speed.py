@@ -23,14 +23,13 @@ Results are printed and written atomically to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import platform
-import tempfile
 import time
 
 import jax
+from _results import write_json_atomic
 
 jax.config.update("jax_platforms", "cpu")
 
@@ -185,11 +184,7 @@ def main(quick: bool = False) -> dict:
     )
     print("held-out relative L2:", {k: round(v, 4) for k, v in err.items()})
     path = pathlib.Path(__file__).parent / "results" / "bench_emulate_speed.json"
-    path.parent.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, path)
+    write_json_atomic(path, result, indent=1)
     return result
 
 

@@ -21,14 +21,13 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import platform
-import tempfile
 import time
 
 import jax
+from _results import write_json_atomic
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_platforms", "cpu")
@@ -170,11 +169,7 @@ def main() -> dict:
         f"{'met' if result['meets_target'] else 'NOT met'}"
     )
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, prefix=".linalg_woodbury.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, RESULTS)
+    write_json_atomic(RESULTS, result)
     print(f"wrote {RESULTS}")
     if not agree:
         raise SystemExit("Woodbury and dense results disagree")

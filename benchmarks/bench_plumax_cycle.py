@@ -6,12 +6,13 @@ and prints a table. Peak memory is the process's maximum resident set size
 (``resource.getrusage``), JAX's compilation caches included.
 """
 
-import json
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _results import update_json_atomic
 
 
 def main() -> None:
@@ -44,9 +45,7 @@ def main() -> None:
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / "bench_plumax_cycle.json"
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    previous[f"{row['benchmark']} [{row['backend']}]"] = row
-    path.write_text(json.dumps(previous, indent=1))
+    update_json_atomic(path, f"{row['benchmark']} [{row['backend']}]", row)
     print(f"{'benchmark':<22}{'backend':<9}{'wall s':>8}{'peak MB':>9}  gates")
     verdict = "all pass" if run.report.passed else "some FAIL"
     print(f"{row['benchmark']:<22}{row['backend']:<9}{wall:>8.1f}{peak_mb:>9.0f}  {verdict}")

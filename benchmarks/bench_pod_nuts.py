@@ -15,12 +15,12 @@ Run: ``uv run python benchmarks/bench_pod_nuts.py [--quick]``.
 """
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import jax
+from _results import write_json_atomic
 
 jax.config.update("jax_enable_x64", True)
 
@@ -188,11 +188,7 @@ def main():
         "backend": jax.default_backend(),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
     }
-    os.makedirs("benchmarks/results", exist_ok=True)
-    tmp = "benchmarks/results/bench_pod_nuts.json.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(out, fh, indent=2)
-    os.replace(tmp, "benchmarks/results/bench_pod_nuts.json")
+    write_json_atomic("benchmarks/results/bench_pod_nuts.json", out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Writes benchmarks/results/bench_rtm_lbl.json.
 
 import contextlib
 import io
-import json
 import os
 import pathlib
 import platform
@@ -16,6 +15,7 @@ import tempfile
 import time
 
 import jax
+from _results import write_json_atomic
 
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
@@ -109,10 +109,7 @@ def main():
         f"{'JAX dense':8s} {t_dense:10.4f} {err_dense:10.2e}   (speed-up {t_hapi / t_dense:.1f}x)"
     )
     print(f"grad of sum(sigma) w.r.t. (p, T): {g}")
-    OUT.parent.mkdir(exist_ok=True)
-    tmpf = OUT.with_suffix(".json.tmp")
-    tmpf.write_text(json.dumps(res, indent=2))
-    os.replace(tmpf, OUT)
+    write_json_atomic(OUT, res)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import sys
 import time
 
 import numpy as np
+from _results import write_json_atomic
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "bench_rtm_matched_filter.json"
 NY, NX, NB = 1000, 1000, 285
@@ -136,10 +137,7 @@ def main():
         f"scene {d['cube_mb_float32']:.0f} MB float32 ({d['cube_mb_float64']:.0f} MB float64), "
         f"chunks of {d['chunk_mb_float32']:.0f} MB"
     )
-    OUT.parent.mkdir(exist_ok=True)
-    tmp = OUT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(res, indent=2))
-    os.replace(tmp, OUT)
+    write_json_atomic(OUT, res)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ forward evaluation.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import platform
@@ -25,6 +24,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _results import write_json_atomic
 
 import plumax_core
 import plumax_transport
@@ -170,11 +170,8 @@ def main():
     print(f"max |jax - numpy| / peak: {max_abs_err:.2e}")
     print(f"compile: forward {compile_fwd:.2f} s, grad {compile_grad:.2f} s")
 
-    RESULTS.mkdir(exist_ok=True)
     name = "bench_transport_plume" + ("_quick" if args.quick else "")
-    tmp = RESULTS / f"{name}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, RESULTS / f"{name}.json")
+    write_json_atomic(RESULTS / f"{name}.json", result)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Usage: ``uv run python benchmarks/bench_vardax_map_laplace.py [--quick]``.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from _results import write_json_atomic
 
 import plumax_core as pc
 import vardax_lite as vx
@@ -174,11 +174,7 @@ def main():
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "quick": args.quick,
     }
-    os.makedirs("benchmarks/results", exist_ok=True)
-    path = "benchmarks/results/bench_vardax_map_laplace.json"
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_json_atomic("benchmarks/results/bench_vardax_map_laplace.json", result)
 
 
 if __name__ == "__main__":
