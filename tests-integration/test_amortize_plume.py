@@ -16,10 +16,11 @@ Status (docs/amortize/calibration.md): with 200 000 simulations and the default
 SBC min p 0.24 and 20 of 20 cases in agreement (worst z 0.63) on an NVIDIA H100; a
 second H100 training with the same key (GPU kernels differ run to run), scored with
 other sampling keys, also agreed on 20 of 20. It is not robust to the training key:
-keys 7 and 11 gave 19 and 18 of 20 (case 8, among the highest-signal cases, is the usual one
-out). Training takes about 80 000 steps: 4.5-6 minutes on an H100, an estimated 4-6
-hours on 2 CPU cores (not run there). The old network (three stride-2 blocks, no
-coordinates) gave 18 of 20 with 60 000 simulations and 19 of 20 with 200 000.
+keys 7 and 11 gave 19 and 18 of 20 (the case out is nearly always case 8, one of the
+four highest-signal cases). Training takes about 80 000 steps: 4.5-6 minutes on an
+H100, an estimated 4-6 hours on 2 CPU cores (not run there). The old network (three
+stride-2 blocks, no coordinates) gave 18 of 20 with 60 000 simulations and 19 of 20
+with 200 000.
 """
 
 import time
