@@ -47,7 +47,11 @@ from ._observations import (
 )
 from ._params import Param as Param, ParamSpec as ParamSpec
 from ._posterior import Posterior as Posterior
-from ._prior import AbstractPrior as AbstractPrior, GaussianPrior as GaussianPrior
+from ._prior import (
+    AbstractPrior as AbstractPrior,
+    GaussianPrior as GaussianPrior,
+    MixturePrior as MixturePrior,
+)
 from ._provenance import (
     REQUIRED_PROVENANCE_KEYS as REQUIRED_PROVENANCE_KEYS,
     Provenance as Provenance,

@@ -143,3 +143,71 @@ class GaussianPrior(AbstractPrior):
 
     def sample(self, key: PRNGKeyArray, n: int) -> dict[str, Array]:
         return self.param_spec.from_unconstrained(self.sample_unconstrained(key, n))
+
+
+class MixturePrior(AbstractPrior):
+    """A finite mixture ``p(x) = sum_k w_k p_k(x)`` of priors on one parameter layout.
+
+    Uses: a multimodal prior, and a *defensive* importance-sampling proposal
+    ``alpha * prior + (1 - alpha) * q`` (Hesterberg 1995), whose importance weights
+    ``prior / proposal`` are bounded by ``1 / alpha`` however poorly ``q`` matches.
+
+    Attributes:
+        components: the K component priors, all on the same ``param_spec``.
+        weights: ``(K,)`` mixture weights (normalised to sum to 1 on construction).
+        param_spec: the parameter layout (that of the components).
+    """
+
+    components: tuple[AbstractPrior, ...]
+    weights: Float[Array, " K"]
+    param_spec: ParamSpec
+
+    def __init__(self, components, weights=None):
+        components = tuple(components)
+        if not components:
+            raise ValueError("`components` must hold at least one prior")
+        for i, c in enumerate(components):
+            if not isinstance(c, AbstractPrior):
+                raise TypeError(
+                    f"`components[{i}]` must be an AbstractPrior, got {type(c).__name__}"
+                )
+        spec = components[0].param_spec
+        for i, c in enumerate(components[1:], start=1):
+            if c.param_spec != spec:
+                raise ValueError(
+                    f"`components[{i}].param_spec` differs from `components[0].param_spec`"
+                )
+        if weights is None:
+            weights = jnp.full(len(components), 1.0 / len(components))
+        weights = as_float_array("weights", weights)
+        if weights.shape != (len(components),):
+            raise ValueError(f"`weights` must have shape ({len(components)},), got {weights.shape}")
+        check_finite("weights", weights)
+        check_positive("weights", weights)
+        self.components = components
+        self.weights = weights / jnp.sum(weights)
+        self.param_spec = spec
+
+    def _component_index(self, key: PRNGKeyArray, n: int) -> Array:
+        return jr.choice(key, len(self.components), (n,), p=self.weights)
+
+    def sample(self, key: PRNGKeyArray, n: int) -> dict[str, Array]:
+        k_idx, *k_comp = jr.split(key, len(self.components) + 1)
+        idx = self._component_index(k_idx, n)
+        draws = [c.sample(k, n) for c, k in zip(self.components, k_comp, strict=True)]
+        rows = jnp.arange(n)
+        return {
+            name: jnp.stack([d[name] for d in draws])[idx, rows] for name in self.param_spec.names
+        }
+
+    def log_prob_unconstrained(self, z: Float[Array, "*batch D"]) -> Float[Array, "*batch"]:
+        return self._mix([c.log_prob_unconstrained(z) for c in self.components])
+
+    def log_prob(self, params: Mapping[str, Array]) -> Float[Array, "*batch"]:
+        return self._mix([c.log_prob(params) for c in self.components])
+
+    def _mix(self, terms: list[Array]) -> Array:
+        """``log sum_k w_k exp(terms_k)``, stable; ``-inf`` where every term is."""
+        stacked = jnp.stack(terms)
+        logw = jnp.log(self.weights).reshape(-1, *(1,) * (stacked.ndim - 1))
+        return jax.nn.logsumexp(stacked + logw, axis=0)
