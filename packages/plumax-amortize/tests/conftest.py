@@ -103,6 +103,59 @@ def lg_npe(lg_banks):
     return _fit(lg_banks[0])
 
 
+#: the proposal of the importance-weighting tests: a defensive mixture of the prior (50%)
+#: and a Gaussian twice as wide (50%), which puts more simulations in the prior's tails
+PROPOSAL_ALPHA = 0.5
+PROPOSAL_SCALE = 2.0
+
+
+def _proposal_closed_form(y):
+    """Posterior mean (..., 2) under the *proposal* as the prior (a two-component
+    Gaussian mixture: each component's conjugate posterior, weighted by its evidence)."""
+    from scipy.stats import multivariate_normal
+
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    means, logws = [], []
+    for alpha, cov0 in ((PROPOSAL_ALPHA, S0), (1 - PROPOSAL_ALPHA, PROPOSAL_SCALE**2 * S0)):
+        s0i = np.linalg.inv(cov0)
+        cov = np.linalg.inv(s0i + A.T @ A / SIGMA**2)
+        means.append((s0i @ M0 + (y - B) @ A / SIGMA**2) @ cov.T)
+        evidence = multivariate_normal(A @ M0 + B, A @ cov0 @ A.T + SIGMA**2 * np.eye(5))
+        logws.append(np.log(alpha) + evidence.logpdf(y))
+    logw = np.stack(logws)
+    w = np.exp(logw - logw.max(0))
+    w /= w.sum(0)
+    return w[0][:, None] * means[0] + w[1][:, None] * means[1]
+
+
+@pytest.fixture(scope="session")
+def proposal_closed_form():
+    """``f(y) -> mean``: the posterior mean with the proposal as the prior."""
+    return _proposal_closed_form
+
+
+@pytest.fixture(scope="session")
+def lg_weighted_bank(linear_gaussian):
+    """4000 simulations from the defensive-mixture proposal, with importance weights."""
+    import jax.random as jr
+
+    import plumax_amortize as pa
+    from plumax_core import MixturePrior
+
+    p = linear_gaussian
+    wide = GaussianPrior(jnp.asarray(M0), jnp.asarray(PROPOSAL_SCALE**2 * S0), SPEC)
+    proposal = MixturePrior((p.prior, wide), (PROPOSAL_ALPHA, 1 - PROPOSAL_ALPHA))
+    return pa.simulate(
+        p.model, p.prior, p.met, pa.ObservationNoise(), 4000, key=jr.key(1), proposal=proposal
+    )
+
+
+@pytest.fixture(scope="session")
+def lg_npe_weighted(lg_weighted_bank):
+    """An estimator trained on the importance-weighted proposal bank."""
+    return _fit(lg_weighted_bank)
+
+
 @pytest.fixture(scope="session")
 def lg_npe_undertrained(lg_banks):
     """The same estimator after 2 optimiser steps."""

@@ -300,6 +300,57 @@ def test_simulate_repeated_overpasses(linear_gaussian):
     assert np.all(np.diff(present.astype(int), axis=1) <= 0)  # padding at the end
 
 
+def test_proposal_bank_weights(linear_gaussian, lg_weighted_bank):
+    """log_weight = log prior - log proposal, carried by take/split and in the hash."""
+    from plumax_core import GaussianPrior, MixturePrior
+
+    p = linear_gaussian
+    bank = lg_weighted_bank
+    prop = MixturePrior(
+        (p.prior, GaussianPrior(p.prior.mean, 4.0 * p.prior.cov.as_matrix(), p.prior.param_spec)),
+        (0.5, 0.5),
+    )
+    theta = bank.theta[:5]
+    expected = p.prior.log_prob_unconstrained(theta) - prop.log_prob_unconstrained(theta)
+    np.testing.assert_allclose(bank.log_weight[:5], expected, rtol=1e-5, atol=1e-5)
+    # a defensive mixture with alpha = 1/2 bounds every weight by 2
+    assert float(jnp.max(bank.log_weight)) <= np.log(2.0) + 1e-6
+    first, rest = bank.split(100)
+    assert first.weighted and rest.log_weight.shape == (bank.n - 100,)
+    unweighted = pa.SimulationBank(
+        bank.theta, bank.values, bank.mask, bank.param_spec, kind=bank.kind
+    )
+    assert not unweighted.weighted and unweighted.effective_sample_size() == bank.n
+    assert unweighted.content_hash() != bank.content_hash()
+    w = np.exp(np.asarray(bank.log_weight, dtype=np.float64))
+    assert bank.effective_sample_size() == pytest.approx(w.sum() ** 2 / np.sum(w**2))
+    with pytest.raises(ValueError, match="log_weight"):
+        pa.SimulationBank(
+            bank.theta, bank.values, bank.mask, bank.param_spec, log_weight=bank.log_weight[:3]
+        )
+
+
+def test_bad_proposal_raises(linear_gaussian, blob):
+    from plumax_core import GaussianPrior
+
+    p = linear_gaussian
+    noise = pa.ObservationNoise()
+    with pytest.raises(TypeError, match="proposal"):
+        pa.simulate(p.model, p.prior, p.met, noise, 10, key=jr.key(0), proposal="wide")
+    with pytest.raises(ValueError, match="proposal.param_spec"):
+        pa.simulate(p.model, p.prior, p.met, noise, 10, key=jr.key(0), proposal=blob[1])
+
+    class ZeroDensity(GaussianPrior):
+        """Draws like a Gaussian but reports zero density: infinite weights."""
+
+        def log_prob_unconstrained(self, z):
+            return jnp.full(jnp.shape(z)[:-1], -jnp.inf)
+
+    broken = ZeroDensity(p.prior.mean, p.prior.cov, p.prior.param_spec)
+    with pytest.raises(ValueError, match="non-finite importance weights"):
+        pa.simulate(p.model, p.prior, p.met, noise, 10, key=jr.key(0), proposal=broken)
+
+
 def test_bad_configuration_raises(linear_gaussian, lg_banks):
     p = linear_gaussian
     train, _ = lg_banks

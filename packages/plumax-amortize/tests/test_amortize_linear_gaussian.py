@@ -118,3 +118,36 @@ def test_c2st_against_closed_form(linear_gaussian, lg_banks, lg_npe):
     different = pa.c2st(flow, shifted, key=jr.key(9), steps=500)
     assert not different.passed, different
     assert different.statistic > 0.75
+
+
+def test_importance_weighted_bank_learns_the_prior_posterior(
+    linear_gaussian, lg_banks, lg_weighted_bank, lg_npe_weighted, proposal_closed_form
+):
+    """Simulations from a proposal wider than the prior, trained with the importance
+    weights prior / proposal, give the prior's posterior (same tolerances as the
+    unweighted estimator), where the proposal's own posterior differs by more than those
+    tolerances on the test observation from the prior's tail (case 5, 2.4 prior sd out)."""
+    npe, _ = lg_npe_weighted
+    _, test = lg_banks
+    bank = lg_weighted_bank
+    assert bank.weighted and 0.6 * bank.n < bank.effective_sample_size() < 0.9 * bank.n
+    y = np.asarray(test.values[:8], dtype=np.float64)
+    mean, cov = linear_gaussian.closed_form(y)
+    sd = np.sqrt(np.diag(cov))
+    # ignoring the weights would learn the proposal's posterior: detectably different
+    shift = np.abs(proposal_closed_form(y) - mean) / sd
+    assert shift.max() > 0.6, shift
+    draws = np.asarray(npe.sample_batch(test.values[:8], key=jr.key(3), n_samples=4000))
+    for i in range(8):
+        z = np.abs(draws[i].mean(0) - mean[i]) / sd
+        assert np.all(z < 0.35), (i, z, shift[i])
+        s = draws[i].std(0)
+        assert np.all(np.abs(s / sd - 1) < 0.2), (i, s, sd)
+
+
+def test_calibration_checks_refuse_a_weighted_bank(lg_weighted_bank, lg_npe):
+    npe, _ = lg_npe
+    with pytest.raises(ValueError, match="proposal"):
+        pa.sbc_check(npe, lg_weighted_bank.take(slice(0, 100)), key=jr.key(0))
+    with pytest.raises(ValueError, match="proposal"):
+        pa.tarp_check(npe, lg_weighted_bank.take(slice(0, 100)), key=jr.key(0))

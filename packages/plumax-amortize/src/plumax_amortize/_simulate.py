@@ -1,6 +1,10 @@
 """Simulation banks: (parameters, observations) pairs for neural posterior estimation.
 
-``theta ~ prior``, ``y ~ noise(forward(theta, met))``. Parameters are stored in the
+``theta ~ prior``, ``y ~ noise(forward(theta, met))``; or ``theta ~ proposal`` with
+importance log-weights ``log prior(theta) - log proposal(theta)`` stored beside the
+simulations, so that training on them still targets the prior's posterior (a proposal
+that puts more simulations where the prior has few, e.g. high-signal sources). Parameters
+are stored in the
 *unconstrained* flat space of the forward model's ``param_spec`` (what the flow learns;
 mapped back with ``ParamSpec.from_unconstrained`` so no posterior draw can leave the
 prior support). Works with ANY :class:`plumax_core.AbstractForwardModel`, physics or
@@ -33,6 +37,9 @@ class SimulationBank(eqx.Module):
         kind: observation kind (``Observations.kind``) of the simulator.
         simulator_id: ``model_id`` of the forward model that made the bank.
         simulator_hash: content hash of the forward model (``tree_hash``).
+        log_weight: ``(N,)`` importance log-weights ``log prior(theta) - log
+            proposal(theta)`` when the bank was simulated from a proposal, else None
+            (every weight 1). :func:`fit_npe` weights each simulation's loss by them.
     """
 
     theta: Float[Array, "N D"]
@@ -42,6 +49,7 @@ class SimulationBank(eqx.Module):
     kind: str = eqx.field(static=True, default="generic")
     simulator_id: str = eqx.field(static=True, default="none")
     simulator_hash: str = eqx.field(static=True, default="")
+    log_weight: Float[Array, " N"] | None = None
 
     def __check_init__(self):
         if not isinstance(self.param_spec, ParamSpec):
@@ -59,6 +67,11 @@ class SimulationBank(eqx.Module):
             raise ValueError(
                 f"`mask` must have the shape of `values` {self.values.shape}, got {self.mask.shape}"
             )
+        if self.log_weight is not None and self.log_weight.shape != self.theta.shape[:1]:
+            raise ValueError(
+                f"`log_weight` must have shape ({self.theta.shape[0]},), "
+                f"got {self.log_weight.shape}"
+            )
 
     @property
     def n(self) -> int:
@@ -68,6 +81,22 @@ class SimulationBank(eqx.Module):
     def obs_shape(self) -> tuple[int, ...]:
         """Shape ``S`` of one observation."""
         return tuple(self.values.shape[1:])
+
+    @property
+    def weighted(self) -> bool:
+        """True when the bank was simulated from a proposal (it carries importance
+        weights); such a bank is for training, not for calibration checks."""
+        return self.log_weight is not None
+
+    def effective_sample_size(self) -> float:
+        """Kish's effective sample size ``(sum w)^2 / sum w^2`` (``n`` when unweighted):
+        how many prior simulations the weighted bank is worth for an average over the
+        prior."""
+        if self.log_weight is None:
+            return float(self.n)
+        lw = np.asarray(self.log_weight, dtype=np.float64)
+        w = np.exp(lw - lw.max())
+        return float(w.sum() ** 2 / np.sum(w**2))
 
     def params(self) -> dict[str, Array]:
         """The parameters in physical units (a params dict with leading axis N)."""
@@ -83,6 +112,7 @@ class SimulationBank(eqx.Module):
             kind=self.kind,
             simulator_id=self.simulator_id,
             simulator_hash=self.simulator_hash,
+            log_weight=None if self.log_weight is None else self.log_weight[index],
         )
 
     def split(self, n_first: int) -> tuple["SimulationBank", "SimulationBank"]:
@@ -93,16 +123,17 @@ class SimulationBank(eqx.Module):
 
     def content_hash(self) -> str:
         """sha256 of the bank's arrays and layout (the training-data lineage hash)."""
-        return tree_hash(
-            {
-                "theta": np.asarray(self.theta),
-                "values": np.asarray(self.values),
-                "mask": np.asarray(self.mask),
-                "param_spec": self.param_spec.to_dict(),
-                "kind": self.kind,
-                "simulator_hash": self.simulator_hash,
-            }
-        )
+        content = {
+            "theta": np.asarray(self.theta),
+            "values": np.asarray(self.values),
+            "mask": np.asarray(self.mask),
+            "param_spec": self.param_spec.to_dict(),
+            "kind": self.kind,
+            "simulator_hash": self.simulator_hash,
+        }
+        if self.log_weight is not None:  # unweighted banks keep their earlier hashes
+            content["log_weight"] = np.asarray(self.log_weight)
+        return tree_hash(content)
 
 
 def _simulate_one(model, met, noise, theta, key):
@@ -145,8 +176,18 @@ def simulate(
     key: PRNGKeyArray,
     chunk_size: int = 1024,
     min_repeats: int | None = None,
+    proposal: AbstractPrior | None = None,
 ) -> SimulationBank:
     """Simulate ``n`` pairs ``theta ~ prior``, ``y ~ noise(model(theta, met))``.
+
+    With a ``proposal``, ``theta ~ proposal`` instead and the bank carries the
+    importance log-weights ``log prior(theta) - log proposal(theta)``;
+    :func:`fit_npe` minimises the weighted loss, whose expectation is the prior's, so
+    the estimator still learns the prior's posterior while seeing more simulations
+    where the proposal puts more mass (the importance-weighted loss of Lueckmann et al.
+    2017; Hesterberg 1995 for defensive mixtures).
+    Use a defensive mixture ``plumax_core.MixturePrior((prior, q), (alpha, 1 - alpha))``
+    so that every weight is at most ``1 / alpha``.
 
     Args:
         model: any forward model (physics or emulator).
@@ -162,9 +203,15 @@ def simulate(
             simulation uniformly in ``[min_repeats, K]`` and mask the missing ones
             entirely (padding), so a deep-set estimator learns variable counts.
             None = always K.
+        proposal: where to draw ``theta`` from instead of the prior (same
+            ``param_spec``; its support must cover the prior's). None = the prior.
 
     Returns:
-        A :class:`SimulationBank`.
+        A :class:`SimulationBank` (with ``log_weight`` when a proposal was used).
+
+    Raises:
+        TypeError, ValueError: wrong types or shapes; a proposal on another layout or
+            one with zero density where the prior has mass.
     """
     if not isinstance(model, AbstractForwardModel):
         raise TypeError(f"`model` must be an AbstractForwardModel, got {type(model).__name__}")
@@ -174,6 +221,13 @@ def simulate(
         raise TypeError(f"`noise` must be an AbstractNoiseModel, got {type(noise).__name__}")
     if prior.param_spec != model.param_spec:
         raise ValueError("`prior.param_spec` differs from `model.param_spec`")
+    if proposal is not None:
+        if not isinstance(proposal, AbstractPrior):
+            raise TypeError(
+                f"`proposal` must be an AbstractPrior or None, got {type(proposal).__name__}"
+            )
+        if proposal.param_spec != model.param_spec:
+            raise ValueError("`proposal.param_spec` differs from `model.param_spec`")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a positive int, got {n!r}")
     if chunk_size < 1:
@@ -184,7 +238,20 @@ def simulate(
         raise TypeError("`met` must be a MetField or a non-empty sequence of MetField")
     spec = model.param_spec
     k_prior, k_noise, k_rep = jr.split(key, 3)
-    theta = spec.to_unconstrained(prior.sample(k_prior, n))
+    log_weight = None
+    if proposal is None:
+        theta = spec.to_unconstrained(prior.sample(k_prior, n))
+    else:
+        theta = spec.to_unconstrained(proposal.sample(k_prior, n))
+        # densities of the same unconstrained vector: the Jacobians cancel in the ratio
+        log_weight = prior.log_prob_unconstrained(theta) - proposal.log_prob_unconstrained(theta)
+        if not bool(jnp.all(jnp.isfinite(log_weight))):
+            raise ValueError(
+                "`proposal` gave non-finite importance weights (log prior - log "
+                "proposal) for some draws: its log density must be finite at its own "
+                "draws, and its support must cover the prior's (a defensive mixture "
+                "plumax_core.MixturePrior((prior, q), (alpha, 1 - alpha)) does both)"
+            )
 
     keys = jr.split(k_noise, n)
     size = min(chunk_size, n)
@@ -223,4 +290,5 @@ def simulate(
         kind=obs0.kind,
         simulator_id=model.model_id,
         simulator_hash=model_hash(model),
+        log_weight=log_weight,
     )
