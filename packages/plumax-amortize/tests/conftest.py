@@ -83,7 +83,7 @@ def lg_banks(linear_gaussian):
     return train, test
 
 
-def _fit(bank, max_steps=None):
+def _fit(bank, max_steps=None, correction=None):
     import jax.random as jr
 
     import plumax_amortize as pa
@@ -94,6 +94,7 @@ def _fit(bank, max_steps=None):
         embedding=pa.MLPEmbedding((5,), 16, width=32, depth=1, key=jr.key(5)),
         flow=pa.FlowConfig("maf", flow_layers=3, nn_width=32),
         train=pa.TrainConfig(batch_size=128, learning_rate=2e-3, patience=10, max_steps=max_steps),
+        correction=correction,
     )
 
 
@@ -135,18 +136,24 @@ def proposal_closed_form():
 
 
 @pytest.fixture(scope="session")
-def lg_weighted_bank(linear_gaussian):
+def lg_proposal(linear_gaussian):
+    """The defensive-mixture proposal (a ``plumax_core.MixturePrior``)."""
+    from plumax_core import MixturePrior
+
+    wide = GaussianPrior(jnp.asarray(M0), jnp.asarray(PROPOSAL_SCALE**2 * S0), SPEC)
+    return MixturePrior((linear_gaussian.prior, wide), (PROPOSAL_ALPHA, 1 - PROPOSAL_ALPHA))
+
+
+@pytest.fixture(scope="session")
+def lg_weighted_bank(linear_gaussian, lg_proposal):
     """4000 simulations from the defensive-mixture proposal, with importance weights."""
     import jax.random as jr
 
     import plumax_amortize as pa
-    from plumax_core import MixturePrior
 
     p = linear_gaussian
-    wide = GaussianPrior(jnp.asarray(M0), jnp.asarray(PROPOSAL_SCALE**2 * S0), SPEC)
-    proposal = MixturePrior((p.prior, wide), (PROPOSAL_ALPHA, 1 - PROPOSAL_ALPHA))
     return pa.simulate(
-        p.model, p.prior, p.met, pa.ObservationNoise(), 4000, key=jr.key(1), proposal=proposal
+        p.model, p.prior, p.met, pa.ObservationNoise(), 4000, key=jr.key(1), proposal=lg_proposal
     )
 
 
@@ -154,6 +161,15 @@ def lg_weighted_bank(linear_gaussian):
 def lg_npe_weighted(lg_weighted_bank):
     """An estimator trained on the importance-weighted proposal bank."""
     return _fit(lg_weighted_bank)
+
+
+@pytest.fixture(scope="session")
+def lg_npe_resampled(linear_gaussian, lg_proposal, lg_weighted_bank):
+    """An estimator of the proposal posterior, corrected by resampling."""
+    import plumax_amortize as pa
+
+    correction = pa.ProposalCorrection(linear_gaussian.prior, lg_proposal)
+    return _fit(lg_weighted_bank, correction=correction)
 
 
 @pytest.fixture(scope="session")

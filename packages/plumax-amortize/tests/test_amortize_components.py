@@ -217,6 +217,52 @@ def test_checkpoint_roundtrip_and_lineage(blob_npe, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_corrected_estimator_checkpoint_roundtrip(lg_npe_resampled, lg_banks, tmp_path):
+    npe, _ = lg_npe_resampled
+    _, test = lg_banks
+    reg = ArtifactRegistry(tmp_path / "reg")
+    assert pa.save_npe(npe, reg, "lg-resampled") == npe.artifact_hash
+    loaded = pa.load_npe(reg, "lg-resampled")
+    assert loaded.artifact_hash == npe.artifact_hash
+    assert loaded.correction is not None and loaded.correction.oversample == 4
+    a = npe.posterior(test.values[1], key=jr.key(2), n_samples=50).samples
+    b = loaded.posterior(test.values[1], key=jr.key(2), n_samples=50).samples
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the correction is part of the estimator's identity
+    raw = eqx.tree_at(lambda n: n.correction, npe, None)
+    assert pa.NPE(
+        raw.flow,
+        raw.embedding,
+        raw.param_spec,
+        theta_loc=raw.theta_loc,
+        theta_scale=raw.theta_scale,
+        obs_loc=raw.obs_loc,
+        obs_scale=raw.obs_scale,
+        flow_config=raw.flow_config,
+        dataset_hash=raw.dataset_hash,
+    ).artifact_hash not in (npe.artifact_hash, "")
+
+
+def test_bad_correction_raises(linear_gaussian, lg_banks, lg_weighted_bank, lg_proposal, blob):
+    p = linear_gaussian
+    train, _ = lg_banks
+    with pytest.raises(ValueError, match="oversample"):
+        pa.ProposalCorrection(p.prior, lg_proposal, oversample=0)
+    with pytest.raises(TypeError, match="proposal"):
+        pa.ProposalCorrection(p.prior, None)
+    with pytest.raises(ValueError, match="proposal.param_spec"):
+        pa.ProposalCorrection(p.prior, blob[1])
+    fit = dict(key=jr.key(0), train=pa.TrainConfig(max_steps=1))
+    correction = pa.ProposalCorrection(p.prior, lg_proposal)
+    with pytest.raises(ValueError, match="no importance weights"):
+        pa.fit_npe(train, correction=correction, **fit)
+    # a correction for another proposal than the bank's
+    with pytest.raises(ValueError, match="differs from the bank"):
+        pa.fit_npe(lg_weighted_bank, correction=pa.ProposalCorrection(p.prior, p.prior), **fit)
+    with pytest.raises(TypeError, match="correction"):
+        pa.fit_npe(lg_weighted_bank, correction="resample", **fit)
+
+
 @pytest.mark.slow
 def test_training_is_deterministic_and_checkpoints(linear_gaussian, tmp_path):
     p = linear_gaussian

@@ -11,7 +11,8 @@ and turn a new observation into a :class:`plumax_core.Posterior` in one forward 
 * summary networks: :class:`AbstractEmbedding`, :class:`MLPEmbedding`,
   :class:`CNNEmbedding`, :class:`DeepSetEmbedding`;
 * flows and training: :class:`FlowConfig`, :func:`build_flow`, :class:`TrainConfig`,
-  :class:`TrainHistory`, :func:`fit_npe`, :class:`NPE`;
+  :class:`TrainHistory`, :func:`fit_npe`, :class:`NPE`; simulations from a proposal:
+  importance-weighted training, or :class:`ProposalCorrection` (resampling);
 * checkpoints: :func:`save_npe`, :func:`load_npe` (core ``ArtifactRegistry``);
 * diagnostics: :func:`sbc_check`, :func:`tarp_check`, :func:`calibration_report`,
   :func:`posterior_predictive_check`, :func:`c2st`.
@@ -21,6 +22,7 @@ import importlib.metadata
 
 from ._c2st import c2st as c2st
 from ._checkpoint import load_npe as load_npe, save_npe as save_npe
+from ._correction import ProposalCorrection as ProposalCorrection
 from ._diagnostics import (
     calibration_report as calibration_report,
     posterior_predictive_check as posterior_predictive_check,

@@ -38,7 +38,7 @@ def _flow_arrays(flow) -> list[np.ndarray]:
 
 def to_checkpoint(npe) -> dict[str, Any]:
     """A serialisable dict holding everything needed to rebuild ``npe`` exactly."""
-    return {
+    ckpt = {
         "format": _FORMAT,
         "version": _VERSION,
         "flow_config": npe.flow_config.to_dict(),
@@ -55,6 +55,9 @@ def to_checkpoint(npe) -> dict[str, Any]:
         "simulator_hash": npe.simulator_hash,
         "dataset_hash": npe.dataset_hash,
     }
+    if npe.correction is not None:  # absent otherwise: earlier checkpoints keep their hash
+        ckpt["correction"] = npe.correction
+    return ckpt
 
 
 def checkpoint_hash(npe) -> str:
@@ -93,6 +96,7 @@ def from_checkpoint(ckpt: Mapping[str, Any]):
         simulator_id=ckpt["simulator_id"],
         simulator_hash=ckpt["simulator_hash"],
         dataset_hash=ckpt["dataset_hash"],
+        correction=ckpt.get("correction"),
     )
 
 

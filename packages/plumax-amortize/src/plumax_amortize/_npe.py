@@ -27,6 +27,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from plumax_core import Observations, ParamSpec, Posterior, Provenance, make_provenance
 
+from ._correction import ProposalCorrection
 from ._embeddings import AbstractEmbedding
 from ._flows import FlowConfig
 
@@ -46,6 +47,9 @@ class NPE(eqx.Module):
             one element, see ``AbstractEmbedding.element_ndim``).
         simulator_id, simulator_hash: the forward model the training bank came from.
         dataset_hash: content hash of the training bank.
+        correction: when the flow learned a proposal posterior, the
+            :class:`ProposalCorrection` that resamples its draws into the prior's
+            posterior (applied by every sampling method); None otherwise.
         artifact_hash: content hash of this estimator's checkpoint (weights + recipe);
             the hash under which :func:`save_npe` stores it.
     """
@@ -61,6 +65,7 @@ class NPE(eqx.Module):
     simulator_id: str = eqx.field(static=True)
     simulator_hash: str = eqx.field(static=True)
     dataset_hash: str = eqx.field(static=True)
+    correction: ProposalCorrection | None
     artifact_hash: str = eqx.field(static=True)
 
     def __init__(
@@ -77,6 +82,7 @@ class NPE(eqx.Module):
         simulator_id: str = "none",
         simulator_hash: str = "",
         dataset_hash: str = "",
+        correction: ProposalCorrection | None = None,
     ):
         self.flow = flow
         self.embedding = embedding
@@ -89,6 +95,7 @@ class NPE(eqx.Module):
         self.simulator_id = str(simulator_id)
         self.simulator_hash = str(simulator_hash)
         self.dataset_hash = str(dataset_hash)
+        self.correction = correction
         from ._checkpoint import checkpoint_hash
 
         self.artifact_hash = checkpoint_hash(self)
@@ -98,6 +105,11 @@ class NPE(eqx.Module):
             raise TypeError("`param_spec` must be a ParamSpec")
         if not isinstance(self.embedding, AbstractEmbedding):
             raise TypeError("`embedding` must be an AbstractEmbedding")
+        if self.correction is not None:
+            if not isinstance(self.correction, ProposalCorrection):
+                raise TypeError("`correction` must be a ProposalCorrection or None")
+            if self.correction.prior.param_spec != self.param_spec:
+                raise ValueError("`correction.prior.param_spec` differs from `param_spec`")
         d = self.param_spec.size
         if self.theta_loc.shape != (d,) or self.theta_scale.shape != (d,):
             raise ValueError(f"`theta_loc`/`theta_scale` must have shape ({d},)")
@@ -143,11 +155,17 @@ class NPE(eqx.Module):
         *,
         key: PRNGKeyArray,
     ) -> Float[Array, "n D"]:
-        """``n`` posterior draws of the unconstrained flat parameters (traceable)."""
+        """``n`` posterior draws of the unconstrained flat parameters (traceable).
+
+        With a ``correction``, ``oversample * n`` flow draws are resampled to ``n``."""
         flow = paramax.unwrap(self.flow)
         e = self.embed(values, mask)
-        z = flow.sample(key, (n,), condition=e)
-        return self.theta_loc + self.theta_scale * z
+        if self.correction is None:
+            z = flow.sample(key, (n,), condition=e)
+            return self.theta_loc + self.theta_scale * z
+        k_flow, k_pick = jr.split(key)
+        z = flow.sample(k_flow, (self.correction.oversample * n,), condition=e)
+        return self.correction.resample(self.theta_loc + self.theta_scale * z, n, key=k_pick)
 
     def log_prob_unconstrained(
         self,
@@ -155,7 +173,8 @@ class NPE(eqx.Module):
         values: Float[Array, "*S"],
         mask: Bool[Array, "*S"],
     ) -> Float[Array, "*batch"]:
-        """``log q(theta | y)`` with respect to the unconstrained flat parameters."""
+        """``log q(theta | y)`` with respect to the unconstrained flat parameters (the
+        flow's density: with a ``correction``, that of the proposal posterior)."""
         flow = paramax.unwrap(self.flow)
         e = self.embed(values, mask)
         z = (theta - self.theta_loc) / self.theta_scale
@@ -231,6 +250,11 @@ class NPE(eqx.Module):
         prov["forward_model_id"] = self.simulator_id
         prov["forward_model_hash"] = self.simulator_hash or None
         prov["model_hash"] = self.artifact_hash
+        if self.correction is not None:
+            prov["proposal_correction"] = {
+                "method": "sampling-importance-resampling",
+                "oversample": self.correction.oversample,
+            }
         return Provenance(prov)
 
     def _to_posterior(self, samples: Float[Array, "M D"]) -> Posterior:

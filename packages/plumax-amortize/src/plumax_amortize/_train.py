@@ -13,7 +13,10 @@ much narrower than the prior.
 A bank simulated from a proposal (``SimulationBank.log_weight``) is trained on the
 importance-weighted loss ``-mean_i w_i log q(theta_i | y_i)``, ``w_i = prior / proposal``
 normalised to mean 1 on each split (Lueckmann et al. 2017): its expectation is the
-loss under the prior, so the estimator targets the prior's posterior.
+loss under the prior, so the estimator targets the prior's posterior. With a
+:class:`ProposalCorrection` instead, the weights are left out of the loss (the flow
+learns the proposal posterior, spending its capacity where the proposal put the
+simulations) and the estimator resamples its draws into the prior's posterior.
 
 Minibatch order, the held-out split and the initial weights all come from one key, so
 training is deterministic given the key on a CPU.
@@ -40,6 +43,7 @@ from plumax_core import ArtifactLineage, ArtifactRegistry
 from plumax_core.training import minibatch_epoch
 
 from ._checkpoint import save_npe
+from ._correction import ProposalCorrection
 from ._embeddings import AbstractEmbedding, MLPEmbedding
 from ._flows import FlowConfig, build_flow
 from ._npe import NPE, standardisation, theta_standardisation
@@ -179,6 +183,7 @@ def fit_npe(
     registry: ArtifactRegistry | None = None,
     name: str = "npe",
     tags: Mapping[str, Any] | None = None,
+    correction: ProposalCorrection | None = None,
 ) -> tuple[NPE, TrainHistory]:
     """Train a neural posterior estimator on a simulation bank.
 
@@ -195,6 +200,10 @@ def fit_npe(
             ``PREDICTOR`` and lineage ``(oracle_hash=simulator, training_artifact=bank)``.
         name: the registry name.
         tags: extra registry tags.
+        correction: for a bank simulated from a proposal: train on the unweighted loss
+            (learn the proposal posterior) and resample every posterior draw into the
+            prior's with this :class:`ProposalCorrection`, whose prior and proposal
+            must be those the bank was simulated with. None = the weighted loss.
 
     Returns:
         ``(npe, history)``.
@@ -211,6 +220,8 @@ def fit_npe(
         raise TypeError(f"`flow` must be a FlowConfig, got {type(flow).__name__}")
     if not isinstance(train, TrainConfig):
         raise TypeError(f"`train` must be a TrainConfig, got {type(train).__name__}")
+    if correction is not None:
+        _check_correction(correction, bank)
     k_emb, k_flow, k_split, k_epochs = jr.split(key, 4)
     if embedding is None:
         embedding = MLPEmbedding(bank.obs_shape, key=k_emb)
@@ -229,7 +240,7 @@ def fit_npe(
     perm = jr.permutation(k_split, bank.n)
     theta, values, mask = bank.theta[perm], bank.values[perm], bank.mask[perm]
     tr = slice(0, n_train)
-    if bank.log_weight is None:
+    if bank.log_weight is None or correction is not None:
         w_train = jnp.ones(n_train, theta.dtype)
         w_val = jnp.ones(n_val, theta.dtype)
     else:
@@ -303,6 +314,7 @@ def fit_npe(
         simulator_id=bank.simulator_id,
         simulator_hash=bank.simulator_hash,
         dataset_hash=bank.content_hash(),
+        correction=correction,
     )
     artifact = None
     if registry is not None:
@@ -332,6 +344,29 @@ def fit_npe(
         artifact_hash=artifact,
     )
     return npe, history
+
+
+def _check_correction(correction, bank: SimulationBank) -> None:
+    """The correction must undo the proposal the bank was simulated from."""
+    if not isinstance(correction, ProposalCorrection):
+        raise TypeError(
+            f"`correction` must be a ProposalCorrection or None, got {type(correction).__name__}"
+        )
+    if correction.prior.param_spec != bank.param_spec:
+        raise ValueError("`correction.prior.param_spec` differs from `bank.param_spec`")
+    if not bank.weighted:
+        raise ValueError(
+            "`correction` needs a bank simulated from its proposal "
+            "(simulate(..., proposal=correction.proposal)); this bank has no importance weights"
+        )
+    m = min(bank.n, 256)
+    expected = np.asarray(correction.log_weight(bank.theta[:m]), dtype=np.float64)
+    stored = np.asarray(bank.log_weight[:m], dtype=np.float64)
+    if not np.allclose(expected, stored, rtol=1e-4, atol=1e-4):
+        raise ValueError(
+            "`correction`'s log prior - log proposal differs from the bank's `log_weight`: "
+            "use the prior and proposal the bank was simulated with"
+        )
 
 
 def _set_learning_rate(opt_state, lr: float):
