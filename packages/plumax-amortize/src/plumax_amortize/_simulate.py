@@ -1,14 +1,13 @@
 """Simulation banks: (parameters, observations) pairs for neural posterior estimation.
 
-``theta ~ prior``, ``y ~ noise(forward(theta, met))``; or ``theta ~ proposal`` with
+``theta ~ prior``, ``y ~ noise(forward(theta, met))``; or ``theta ~ proposal`` with the
 importance log-weights ``log prior(theta) - log proposal(theta)`` stored beside the
-simulations, so that training on them still targets the prior's posterior (a proposal
-that puts more simulations where the prior has few, e.g. high-signal sources). Parameters
-are stored in the
-*unconstrained* flat space of the forward model's ``param_spec`` (what the flow learns;
-mapped back with ``ParamSpec.from_unconstrained`` so no posterior draw can leave the
-prior support). Works with ANY :class:`plumax_core.AbstractForwardModel`, physics or
-emulator.
+simulations, so that an estimator trained on them can still target the prior's
+posterior (a proposal puts more simulations where the prior has few, e.g. strong
+sources). Parameters are stored in the *unconstrained* flat space of the forward
+model's ``param_spec`` (what the flow learns; mapped back with
+``ParamSpec.from_unconstrained`` so no posterior draw can leave the prior support).
+Works with ANY :class:`plumax_core.AbstractForwardModel`, physics or emulator.
 """
 
 from collections.abc import Sequence
@@ -39,7 +38,8 @@ class SimulationBank(eqx.Module):
         simulator_hash: content hash of the forward model (``tree_hash``).
         log_weight: ``(N,)`` importance log-weights ``log prior(theta) - log
             proposal(theta)`` when the bank was simulated from a proposal, else None
-            (every weight 1). :func:`fit_npe` weights each simulation's loss by them.
+            (every weight 1). :func:`fit_npe` weights each simulation's loss by them,
+            unless it is given a :class:`ProposalCorrection`.
     """
 
     theta: Float[Array, "N D"]
@@ -185,9 +185,10 @@ def simulate(
     :func:`fit_npe` minimises the weighted loss, whose expectation is the prior's, so
     the estimator still learns the prior's posterior while seeing more simulations
     where the proposal puts more mass (the importance-weighted loss of Lueckmann et al.
-    2017; Hesterberg 1995 for defensive mixtures).
-    Use a defensive mixture ``plumax_core.MixturePrior((prior, q), (alpha, 1 - alpha))``
-    so that every weight is at most ``1 / alpha``.
+    2017). Alternatively ``fit_npe(..., correction=ProposalCorrection(prior, proposal))``
+    learns the proposal's posterior and resamples its draws. Use a defensive mixture
+    ``plumax_core.MixturePrior((prior, q), (alpha, 1 - alpha))`` (Hesterberg 1995) so
+    that every weight is at most ``1 / alpha``.
 
     Args:
         model: any forward model (physics or emulator).
@@ -210,8 +211,8 @@ def simulate(
         A :class:`SimulationBank` (with ``log_weight`` when a proposal was used).
 
     Raises:
-        TypeError, ValueError: wrong types or shapes; a proposal on another layout or
-            one with zero density where the prior has mass.
+        TypeError, ValueError: wrong types or shapes; a proposal on another layout, or
+            non-finite importance weights.
     """
     if not isinstance(model, AbstractForwardModel):
         raise TypeError(f"`model` must be an AbstractForwardModel, got {type(model).__name__}")

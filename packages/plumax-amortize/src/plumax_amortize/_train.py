@@ -128,7 +128,8 @@ class TrainHistory(eqx.Module):
 
     Attributes:
         train_loss: mean minibatch loss per epoch (nats per simulation; importance-weighted
-            for a bank with `log_weight`, as is `val_loss`).
+            for a bank with ``log_weight`` trained without a correction, as is
+            ``val_loss``).
         val_loss: held-out loss per epoch.
         best_epoch: index of the epoch whose weights were kept.
         n_steps: optimiser steps taken.
@@ -190,7 +191,8 @@ def fit_npe(
     Args:
         bank: training simulations (see :func:`simulate`); the held-out split for early
             stopping is taken from it. A bank with ``log_weight`` (simulated from a
-            proposal) is trained and scored on the importance-weighted loss.
+            proposal) is trained and scored on the importance-weighted loss, unless a
+            ``correction`` is given.
         key: PRNG key (weights, split, minibatches); same key, same estimator.
         embedding: summary network whose ``obs_shape`` equals ``bank.obs_shape``;
             default an :class:`MLPEmbedding` (vectors and small images).
