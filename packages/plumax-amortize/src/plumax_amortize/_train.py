@@ -162,10 +162,47 @@ class TrainHistory(eqx.Module):
         }
 
 
-def _loss(params, static, z, x, m, w):
+def _weighted_log_q(params, static, z, x, m, w):
     flow, embedding = paramax.unwrap(eqx.combine(params, static))
     e = jax.vmap(embedding)(x, m)
-    return -jnp.mean(w * flow.log_prob(z, e))
+    return w * flow.log_prob(z, e)
+
+
+def _loss(params, static, z, x, m, w):
+    return -jnp.mean(_weighted_log_q(params, static, z, x, m, w))
+
+
+#: held-out simulations scored per call: bounds the memory of the held-out loss (20 000
+#: images of 24 x 24 through the default CNN took ~1.4 GB at once on a GPU)
+_HELD_OUT_CHUNK = 4096
+
+
+_held_out_mean = eqx.filter_jit(_loss)
+
+
+@eqx.filter_jit
+def _held_out_sum(params, static, z, x, m, w):
+    return -jnp.sum(_weighted_log_q(params, static, z, x, m, w))
+
+
+def _held_out_loss(params, static, data, chunk: int = _HELD_OUT_CHUNK) -> float:
+    """``-mean_i w_i log q(theta_i | y_i)`` over ``data``, in chunks of ``chunk``
+    simulations (the last one padded with zero-weight copies: one compiled shape)."""
+    n = data[0].shape[0]
+    if n <= chunk:
+        return float(_held_out_mean(params, static, *data))
+    total = 0.0
+    for start in range(0, n, chunk):
+        part = [a[start : start + chunk] for a in data]
+        m = part[0].shape[0]
+        if m < chunk:
+            part = [
+                jnp.concatenate([a, jnp.broadcast_to(a[:1], (chunk - m, *a.shape[1:]))])
+                for a in part
+            ]
+            part[-1] = part[-1].at[m:].set(0.0)  # the weights: padding adds nothing
+        total += float(_held_out_sum(params, static, *part))
+    return total / n
 
 
 def _unit_mean_weights(log_weight):
@@ -270,7 +307,6 @@ def fit_npe(
     batch = min(train.batch_size, n_train)
     per_epoch = n_train // batch
 
-    val_loss = eqx.filter_jit(_loss)
     train_data = (z[tr], x[tr], mask[tr], w_train)
     val_data = (z[n_train:], x[n_train:], mask[n_train:], w_val)
 
@@ -289,7 +325,7 @@ def fit_npe(
             _loss, params, static, opt_state, optimiser, train_data, ekey, batch, n_batches
         )
         steps += n_batches
-        vl = float(val_loss(params, static, *val_data))
+        vl = _held_out_loss(params, static, val_data)
         train_hist.append(float(tl))
         val_hist.append(vl)
         lr_hist.append(lr)
