@@ -175,7 +175,7 @@ def test_resampled_proposal_posterior_is_the_prior_posterior(
         assert np.all(z < 0.35), (i, z)
         assert np.all(np.abs(fixed[i].std(0) / sd - 1) < 0.2), (i, fixed[i].std(0), sd)
     # the tail case, where the two posteriors differ: the flow is off, the correction is not
-    tail = int(np.argmax(np.abs(target - mean).max(1) / sd.max()))
+    tail = int(np.argmax((np.abs(target - mean) / sd).max(1)))
     assert (
         np.abs(flow[tail].mean(0) - mean[tail]).max()
         > 2 * np.abs(fixed[tail].mean(0) - mean[tail]).max()
