@@ -26,6 +26,7 @@ Writes the entry ``"<setting> shift=<s> n=<n> [<backend>]"`` of
 """
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -48,27 +49,18 @@ RESULTS = os.path.join(HERE, "results")
 ORACLE = os.path.join(RESULTS, "amortize_plume_nuts.json")
 
 
-def held_out(model, met, prior, noise):
-    """The test's held-out simulations: (200 for SBC, 20 cases)."""
-    return pa.simulate(model, prior, met, noise, 220, key=jr.key(1)).split(200)
-
-
 def oracle(model, met, prior, cases, recompute: bool):
     """(means, stds) of the NUTS posteriors of the 20 cases, (20, 4) each."""
     if not recompute and os.path.isfile(ORACLE):
-        import json
-
         with open(ORACLE) as f:
             ref = json.load(f)
         return np.asarray(ref["means"]), np.asarray(ref["stds"])
     import vardax_lite as vx
 
-    nuts = vx.NUTSOracle(num_warmup=400, num_samples=500, num_chains=2, target_accept=0.95)
+    nuts = plume.nuts_oracle()
     means, stds = [], []
     for i in range(cases.n):
-        obs = pc.Observations(
-            cases.values[i], sigma=plume.NOISE_PPM_M, mask=cases.mask[i], kind=cases.kind
-        )
+        obs = plume.case_observation(cases, i)
         post = nuts.posterior(vx.Problem(model, met, obs, prior), key=jr.fold_in(jr.key(6), i))
         if not post.provenance["converged"]:
             raise RuntimeError(f"NUTS did not converge on case {i}: {post.provenance['rhat']}")
@@ -108,29 +100,14 @@ def one_training(
     t_sim = time.perf_counter() - t0
     correction = pa.ProposalCorrection(prior, proposal) if setting == "resampled" else None
     t0 = time.perf_counter()
-    npe, history = pa.fit_npe(
-        bank,
-        key=jr.key(key),
-        embedding=pa.CNNEmbedding((24, 24), 32, key=jr.key(2)),
-        flow=pa.FlowConfig("maf_rqs", flow_layers=4, nn_width=64),
-        train=pa.TrainConfig(
-            batch_size=128,
-            learning_rate=1e-3,
-            patience=15,
-            max_epochs=max_epochs,
-            lr_decay=0.5,
-            lr_patience=5,
-        ),
-        correction=correction,
-    )
+    npe, history = plume.fit(bank, key=jr.key(key), max_epochs=max_epochs, correction=correction)
     t_train = time.perf_counter() - t0
     sbc = pa.sbc_check(npe, sbc_bank, key=jr.key(4), n_posterior_samples=99)
     z = []
     for i in range(cases.n):
-        obs = pc.Observations(
-            cases.values[i], sigma=plume.NOISE_PPM_M, mask=cases.mask[i], kind=cases.kind
+        amort = npe.posterior(
+            plume.case_observation(cases, i), key=jr.fold_in(jr.key(5), i), n_samples=2000
         )
-        amort = npe.posterior(obs, key=jr.fold_in(jr.key(5), i), n_samples=2000)
         gate = pc.gates.posterior_agreement(amort, (ref[0][i], ref[1][i]))
         z.append((bool(gate.passed), np.asarray(gate.details["z"]).tolist()))
     return {
@@ -171,8 +148,8 @@ def main():
         parser.error("--max-epochs must be at least 1")
 
     model, met, prior = plume._setup()
-    noise = pa.RandomMask(pa.ObservationNoise(), 0.3)
-    sbc_bank, cases = held_out(model, met, prior, noise)
+    noise = plume.noise_model()
+    sbc_bank, cases = plume.held_out(model, met, prior, noise)
     ref = oracle(model, met, prior, cases, args.oracle == "recompute")
     rows = []
     for key in args.keys:

@@ -92,45 +92,73 @@ def _setup():
     return model, met, prior
 
 
-def test_npe_plume_sbc_and_agreement_with_nuts():
-    import vardax_lite as vx
+# The settings below are shared with benchmarks/bench_amortize_plume_keys.py, which
+# retrains this estimator once per training key.
 
-    model, met, prior = _setup()
-    noise = pa.RandomMask(pa.ObservationNoise(), 0.3)
-    t0 = time.perf_counter()
-    train = pa.simulate(model, prior, met, noise, N_TRAIN, key=jr.key(0))
-    held = pa.simulate(model, prior, met, noise, 220, key=jr.key(1))
-    emb = pa.CNNEmbedding((24, 24), 32, key=jr.key(2))
-    npe, history = pa.fit_npe(
-        train,
-        key=jr.key(3),
-        embedding=emb,
+
+def noise_model() -> pa.AbstractNoiseModel:
+    """Gaussian noise at the model's sigma, 30% of pixels masked at random."""
+    return pa.RandomMask(pa.ObservationNoise(), 0.3)
+
+
+def held_out(model, met, prior, noise):
+    """(200 held-out simulations for SBC, the 20 cases compared with NUTS)."""
+    return pa.simulate(model, prior, met, noise, 220, key=jr.key(1)).split(200)
+
+
+def case_observation(cases, i: int) -> pc.Observations:
+    """Case ``i`` as the Observations both the estimator and NUTS condition on."""
+    return pc.Observations(cases.values[i], sigma=NOISE_PPM_M, mask=cases.mask[i], kind=cases.kind)
+
+
+def fit(bank, *, key, max_epochs: int = 150, correction=None):
+    """The test's estimator: the default CNN embedding and a 4-layer spline MAF."""
+    return pa.fit_npe(
+        bank,
+        key=key,
+        embedding=pa.CNNEmbedding((24, 24), 32, key=jr.key(2)),
         flow=pa.FlowConfig("maf_rqs", flow_layers=4, nn_width=64),
         train=pa.TrainConfig(
             batch_size=128,
             learning_rate=1e-3,
             patience=15,
-            max_epochs=150,
+            max_epochs=max_epochs,
             lr_decay=0.5,
             lr_patience=5,
         ),
+        correction=correction,
     )
+
+
+def nuts_oracle():
+    """The reference. The (Q, u) posterior is a narrow curved ridge on high-signal cases
+    (the column scales as Q / u); at the default target acceptance 0.8 one of the 20
+    cases had 173 divergences and R-hat 1.6, so the reference itself was wrong. At 0.95
+    all converge."""
+    import vardax_lite as vx
+
+    return vx.NUTSOracle(num_warmup=400, num_samples=500, num_chains=2, target_accept=0.95)
+
+
+def test_npe_plume_sbc_and_agreement_with_nuts():
+    import vardax_lite as vx
+
+    model, met, prior = _setup()
+    noise = noise_model()
+    t0 = time.perf_counter()
+    train = pa.simulate(model, prior, met, noise, N_TRAIN, key=jr.key(0))
+    sbc_bank, cases = held_out(model, met, prior, noise)
+    npe, history = fit(train, key=jr.key(3))
     t_train = time.perf_counter() - t0
-    sbc_bank, cases = held.split(200)
     sbc = pa.sbc_check(npe, sbc_bank, key=jr.key(4), n_posterior_samples=99)
     print(f"train {t_train:.0f} s, {history.n_steps} steps; {sbc}")
     assert sbc.passed, sbc.details["p_values"]
     assert sbc.statistic > 0.01
 
-    # The (Q, u) posterior is a narrow curved ridge on high-signal cases (the column
-    # scales as Q / u); at the default target acceptance 0.8 one of the 20 cases had 173
-    # divergences and R-hat 1.6, so the reference itself was wrong. At 0.95 all converge.
-    oracle = vx.NUTSOracle(num_warmup=400, num_samples=500, num_chains=2, target_accept=0.95)
+    oracle = nuts_oracle()
     results = []
     for i in range(cases.n):
-        obs = pc.Observations(
-            cases.values[i], sigma=NOISE_PPM_M, mask=cases.mask[i], kind=cases.kind
-        )
+        obs = case_observation(cases, i)
         amort = npe.posterior(obs, key=jr.fold_in(jr.key(5), i), n_samples=2000)
         nuts = oracle.posterior(vx.Problem(model, met, obs, prior), key=jr.fold_in(jr.key(6), i))
         # an unconverged oracle is no reference: compare only against a converged one

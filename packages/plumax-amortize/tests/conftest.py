@@ -47,9 +47,10 @@ class LinearGaussian(AbstractForwardModel):
         return Observations(self.A @ theta + self.b, sigma=self.sigma, kind="generic")
 
 
-def closed_form(y):
-    """Posterior mean (..., 2) and covariance (2, 2) for observations y (..., 5)."""
-    s0i = np.linalg.inv(S0)
+def closed_form(y, s0=S0):
+    """Posterior mean (..., 2) and covariance (2, 2) for observations y (..., 5), under
+    the prior N(M0, s0)."""
+    s0i = np.linalg.inv(s0)
     cov = np.linalg.inv(s0i + A.T @ A / SIGMA**2)
     rhs = s0i @ M0 + (np.asarray(y) - B) @ A / SIGMA**2
     return rhs @ cov.T, cov
@@ -118,9 +119,7 @@ def _proposal_closed_form(y):
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
     means, logws = [], []
     for alpha, cov0 in ((PROPOSAL_ALPHA, S0), (1 - PROPOSAL_ALPHA, PROPOSAL_SCALE**2 * S0)):
-        s0i = np.linalg.inv(cov0)
-        cov = np.linalg.inv(s0i + A.T @ A / SIGMA**2)
-        means.append((s0i @ M0 + (y - B) @ A / SIGMA**2) @ cov.T)
+        means.append(closed_form(y, cov0)[0])
         evidence = multivariate_normal(A @ M0 + B, A @ cov0 @ A.T + SIGMA**2 * np.eye(5))
         logws.append(np.log(alpha) + evidence.logpdf(y))
     logw = np.stack(logws)

@@ -338,18 +338,12 @@ def test_simulate_repeated_overpasses(linear_gaussian):
     assert np.all(np.diff(present.astype(int), axis=1) <= 0)  # padding at the end
 
 
-def test_proposal_bank_weights(linear_gaussian, lg_weighted_bank):
+def test_proposal_bank_weights(linear_gaussian, lg_weighted_bank, lg_proposal):
     """log_weight = log prior - log proposal, carried by take/split and in the hash."""
-    from plumax_core import GaussianPrior, MixturePrior
-
     p = linear_gaussian
     bank = lg_weighted_bank
-    prop = MixturePrior(
-        (p.prior, GaussianPrior(p.prior.mean, 4.0 * p.prior.cov.as_matrix(), p.prior.param_spec)),
-        (0.5, 0.5),
-    )
     theta = bank.theta[:5]
-    expected = p.prior.log_prob_unconstrained(theta) - prop.log_prob_unconstrained(theta)
+    expected = p.prior.log_prob_unconstrained(theta) - lg_proposal.log_prob_unconstrained(theta)
     np.testing.assert_allclose(bank.log_weight[:5], expected, rtol=1e-5, atol=1e-5)
     # a defensive mixture with alpha = 1/2 bounds every weight by 2
     assert float(jnp.max(bank.log_weight)) <= np.log(2.0) + 1e-6

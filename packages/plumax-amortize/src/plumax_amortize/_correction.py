@@ -25,6 +25,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from plumax_core import AbstractPrior
 
 
+def importance_log_weight(
+    prior: AbstractPrior, proposal: AbstractPrior, theta: Float[Array, "*batch D"]
+) -> Float[Array, "*batch"]:
+    """``log prior(theta) - log proposal(theta)`` of unconstrained parameters (densities
+    of the same vector, so the Jacobians of the transforms cancel)."""
+    return prior.log_prob_unconstrained(theta) - proposal.log_prob_unconstrained(theta)
+
+
 class ProposalCorrection(eqx.Module):
     """Resample draws of a proposal posterior into draws of the prior's posterior.
 
@@ -61,9 +69,7 @@ class ProposalCorrection(eqx.Module):
 
     def log_weight(self, theta: Float[Array, "*batch D"]) -> Float[Array, "*batch"]:
         """``log prior(theta) - log proposal(theta)`` of unconstrained parameters."""
-        return self.prior.log_prob_unconstrained(theta) - self.proposal.log_prob_unconstrained(
-            theta
-        )
+        return importance_log_weight(self.prior, self.proposal, theta)
 
     def resample(
         self, draws: Float[Array, "L D"], n: int, *, key: PRNGKeyArray

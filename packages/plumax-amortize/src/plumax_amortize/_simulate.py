@@ -21,6 +21,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from plumax_core import AbstractForwardModel, AbstractPrior, MetField, ParamSpec, tree_hash
 
+from ._correction import importance_log_weight
 from ._noise import AbstractNoiseModel
 
 
@@ -244,8 +245,7 @@ def simulate(
         theta = spec.to_unconstrained(prior.sample(k_prior, n))
     else:
         theta = spec.to_unconstrained(proposal.sample(k_prior, n))
-        # densities of the same unconstrained vector: the Jacobians cancel in the ratio
-        log_weight = prior.log_prob_unconstrained(theta) - proposal.log_prob_unconstrained(theta)
+        log_weight = importance_log_weight(prior, proposal, theta)
         if not bool(jnp.all(jnp.isfinite(log_weight))):
             raise ValueError(
                 "`proposal` gave non-finite importance weights (log prior - log "
