@@ -6,12 +6,13 @@ network and optimiser settings) once per training key and scores each against th
 oracle on the test's 20 held-out cases with ``plumax_core.gates.posterior_agreement``,
 plus SBC on the test's 200 held-out simulations. Settings:
 
-* ``prior``: simulations from the prior (the test as it is);
+* ``prior``: simulations from the prior (the test's setting until 2026-11-23);
 * ``weighted``: simulations from a defensive proposal (half the prior, half the prior
   shifted ``--shift`` prior sd up in log Q and down in the wind speed, in unconstrained
   coordinates), trained on the importance-weighted loss;
 * ``resampled``: the same simulations trained without the weights, each posterior
-  corrected by ``plumax_amortize.ProposalCorrection`` (sampling-importance-resampling).
+  corrected by ``plumax_amortize.ProposalCorrection`` (sampling-importance-resampling):
+  the test's setting, with the proposal ``test_amortize_plume.proposal``.
 
 The oracle is cached in ``benchmarks/results/amortize_plume_nuts.json`` (posterior means
 and standard deviations in the unconstrained space, from ``vardax_lite.NUTSOracle`` with
@@ -21,7 +22,7 @@ per case on a CPU).
 Each training takes 4.5-8 minutes on an H100 at 200 000 simulations and an estimated 4-6
 hours on 2 CPU cores: run it on a GPU (``--quick`` is a CPU smoke run), e.g.
 ``python benchmarks/bench_amortize_plume_keys.py --setting resampled --keys 3 7 11 13 17``.
-Writes the entry ``"<setting> shift=<s> n=<n> [<backend>]"`` of
+Writes the entry ``"<setting>[ shift=<s>] n=<n> epochs<=<e> [<backend>]"`` of
 ``benchmarks/results/bench_amortize_plume_keys.json``, keeping the others.
 """
 
@@ -33,7 +34,6 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from _results import update_json_atomic, write_json_atomic
@@ -83,18 +83,10 @@ def oracle(model, met, prior, cases, recompute: bool):
     return np.asarray(means), np.asarray(stds)
 
 
-def proposal_for(prior, shift: float):
-    sd = jnp.sqrt(jnp.diag(prior.cov.as_matrix()))
-    strong = pc.GaussianPrior.from_std(
-        prior.param_spec, prior.mean + shift * sd * jnp.array([1.0, 0.0, 0.0, -1.0]), sd
-    )
-    return pc.MixturePrior((prior, strong), (0.5, 0.5))
-
-
 def one_training(
     setting, key, n_train, shift, max_epochs, model, met, prior, noise, sbc_bank, cases, ref
 ):
-    proposal = None if setting == "prior" else proposal_for(prior, shift)
+    proposal = None if setting == "prior" else plume.proposal(prior, shift)
     t0 = time.perf_counter()
     bank = pa.simulate(model, prior, met, noise, n_train, key=jr.key(0), proposal=proposal)
     t_sim = time.perf_counter() - t0
@@ -175,8 +167,8 @@ def main():
             flush=True,
         )
     backend = jax.default_backend()
-    name = f"{args.setting} shift={args.shift:g} n={args.n_train} epochs<={args.max_epochs}"
-    name += f" [{backend}]"
+    shift = "" if args.setting == "prior" else f" shift={args.shift:g}"
+    name = f"{args.setting}{shift} n={args.n_train} epochs<={args.max_epochs} [{backend}]"
     entry = {
         "setting": args.setting,
         "shift": args.shift,
