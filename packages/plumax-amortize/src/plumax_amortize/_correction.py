@@ -33,6 +33,13 @@ def importance_log_weight(
     return prior.log_prob_unconstrained(theta) - proposal.log_prob_unconstrained(theta)
 
 
+def kish_effective_sample_size(log_weight: Float[Array, " n"]) -> Float[Array, ""]:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of importance weights given
+    as logs (shifted by their maximum first, so no weight overflows; traceable)."""
+    w = jnp.exp(log_weight - jnp.max(log_weight))
+    return jnp.sum(w) ** 2 / jnp.sum(w**2)
+
+
 class ProposalCorrection(eqx.Module):
     """Resample draws of a proposal posterior into draws of the prior's posterior.
 
@@ -81,6 +88,4 @@ class ProposalCorrection(eqx.Module):
 
     def effective_sample_size(self, draws: Float[Array, "L D"]) -> Float[Array, ""]:
         """Kish's effective sample size ``(sum w)^2 / sum w^2`` of a pool of draws."""
-        lw = self.log_weight(draws)
-        w = jnp.exp(lw - jnp.max(lw))
-        return jnp.sum(w) ** 2 / jnp.sum(w**2)
+        return kish_effective_sample_size(self.log_weight(draws))

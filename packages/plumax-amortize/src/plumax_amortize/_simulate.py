@@ -21,7 +21,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from plumax_core import AbstractForwardModel, AbstractPrior, MetField, ParamSpec, tree_hash
 
-from ._correction import importance_log_weight
+from ._correction import importance_log_weight, kish_effective_sample_size
 from ._noise import AbstractNoiseModel
 
 
@@ -95,9 +95,7 @@ class SimulationBank(eqx.Module):
         prior."""
         if self.log_weight is None:
             return float(self.n)
-        lw = np.asarray(self.log_weight, dtype=np.float64)
-        w = np.exp(lw - lw.max())
-        return float(w.sum() ** 2 / np.sum(w**2))
+        return float(kish_effective_sample_size(self.log_weight))
 
     def params(self) -> dict[str, Array]:
         """The parameters in physical units (a params dict with leading axis N)."""
