@@ -19,7 +19,7 @@ and standard deviations in the unconstrained space, from ``vardax_lite.NUTSOracl
 the test's settings); ``--oracle recompute`` reruns NUTS and rewrites it (about a minute
 per case on a CPU).
 
-Each training takes 4.5-8 minutes on an H100 at 200 000 simulations and an estimated 4-6
+Each training takes 4.5-8 minutes on an H100 at 200 000 simulations and an estimated 5-8
 hours on 2 CPU cores: run it on a GPU (``--quick`` is a CPU smoke run), e.g.
 ``python benchmarks/bench_amortize_plume_keys.py --setting resampled --keys 3 7 11 13 17``.
 Writes the entry ``"<setting>[ shift=<s>] n=<n> epochs<=<e> [<backend>]"`` of

@@ -18,14 +18,14 @@ sampling-importance-resampling (`ProposalCorrection`).
 
 Status (docs/amortize/calibration.md): with 200 000 simulations and the default
 `CNNEmbedding` (a stride-1 first block and coordinate channels) this setting agreed with
-NUTS on all 20 cases for 5 of 8 training keys on an NVIDIA H100 (worst z 0.45-0.89, SBC
-min p 0.02-0.36); the other three missed only case 8, one of the four highest-signal
-cases, at z 1.00, 1.08 and 1.35. The test's training key 13 gave 20 of 20 (worst z
-0.61) and SBC min p 0.13. Simulating from the prior instead agreed on all 20 for 1 of 6
-keys (case 8 missed at z up to 2.03). Training takes about 115 000 steps: 6-8 minutes on
-an H100, an estimated 8 hours on 2 CPU cores (not run there); run it on a GPU. The
-NUTS reference was checked independently by importance sampling (cases 0 and 8-11:
-means within 0.1 oracle sd).
+NUTS on all 20 cases for 5 of 8 training keys on an NVIDIA H100 (worst z 0.45-0.89);
+the other three missed only case 8, one of the four highest-signal cases, at z 1.00,
+1.08 and 1.35. SBC passed for all eight (min p 0.02-0.36). The test's training key 13
+gave 20 of 20 (worst z 0.61) and SBC min p 0.13. Simulating from the prior instead
+agreed on all 20 for 1 of 6 keys (case 8 missed at z up to 2.03). Training takes about
+115 000 steps: 6-8 minutes on an H100, an estimated 8 hours on 2 CPU cores (not run
+there); run it on a GPU. The NUTS reference was checked independently by importance
+sampling (cases 0 and 8-11: means within 0.1 oracle sd).
 """
 
 import time
