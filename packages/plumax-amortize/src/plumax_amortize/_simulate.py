@@ -238,11 +238,9 @@ def simulate(
         raise TypeError("`met` must be a MetField or a non-empty sequence of MetField")
     spec = model.param_spec
     k_prior, k_noise, k_rep = jr.split(key, 3)
+    theta = spec.to_unconstrained((prior if proposal is None else proposal).sample(k_prior, n))
     log_weight = None
-    if proposal is None:
-        theta = spec.to_unconstrained(prior.sample(k_prior, n))
-    else:
-        theta = spec.to_unconstrained(proposal.sample(k_prior, n))
+    if proposal is not None:
         log_weight = importance_log_weight(prior, proposal, theta)
         if not bool(jnp.all(jnp.isfinite(log_weight))):
             raise ValueError(

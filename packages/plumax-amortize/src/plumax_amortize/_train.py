@@ -279,7 +279,7 @@ def fit_npe(
     perm = jr.permutation(k_split, bank.n)
     theta, values, mask = bank.theta[perm], bank.values[perm], bank.mask[perm]
     tr = slice(0, n_train)
-    if bank.log_weight is None or correction is not None:
+    if not bank.weighted or correction is not None:
         w_train = jnp.ones(n_train, theta.dtype)
         w_val = jnp.ones(n_val, theta.dtype)
     else:
