@@ -109,6 +109,48 @@ def check_value(
         raise ValueError(f"`{name}` must be <= {hi}, got max {arr.max()!r}")
 
 
+#: Slowest wind speed, m/s, at which the plume models (and every entry that feeds them)
+#: are valid. In light winds the Gaussian models' neglect of along-wind diffusion fails
+#: (Turner 1970; Hanna, Briggs & Hosker 1982, ch. 4) and the measured direction is
+#: unreliable (cup and vane starting thresholds are about 0.5 m/s: US EPA 2000,
+#: *Meteorological Monitoring Guidance*, EPA-454/R-99-005, section 5).
+MIN_WIND_SPEED = 0.5
+#: Fastest wind speed, m/s, accepted anywhere: above the highest near-surface wind ever
+#: measured (a 113.2 m/s gust, Barrow Island, 10 April 1996; WMO Archive of Weather and
+#: Climate Extremes). A larger value is a unit or file error, not weather.
+MAX_WIND_SPEED = 120.0
+
+
+def check_wind_speed(name: str, x: Any, *, minimum: float = MIN_WIND_SPEED) -> None:
+    """The one rule for a wind speed (m/s): finite and in ``[minimum, MAX_WIND_SPEED]``.
+
+    Every entry that takes a wind speed (the CLI, scene files, pipelines, the transport
+    models' eager checks) applies this rule; ``minimum`` defaults to `MIN_WIND_SPEED`
+    and may be lowered only by a model documented to be valid in lighter winds.
+    Skipped for tracers (inside jit the models use ``equinox.error_if``).
+
+    Raises:
+        ValueError: naming ``name``, for NaN/inf, a speed below ``minimum`` (zero and
+            negative included) or above `MAX_WIND_SPEED`.
+    """
+    if x is None or not is_concrete(x):
+        return
+    arr = np.asarray(x, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be a finite wind speed in m/s; got {arr.ravel()!r}")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < minimum:
+        raise ValueError(
+            f"`{name}` must be >= {minimum:g} m/s (the plume models' documented minimum; "
+            f"calm, zero and negative winds are outside their validity); got {lo:g} m/s"
+        )
+    if hi > MAX_WIND_SPEED:
+        raise ValueError(
+            f"`{name}` must be <= {MAX_WIND_SPEED:g} m/s (faster than any measured surface "
+            f"wind: a unit error?); got {hi:g} m/s"
+        )
+
+
 def check_ndim(name: str, x: Any, ndim: int | tuple[int, ...]) -> None:
     """Raise ``ValueError`` if ``x.ndim`` is not (one of) ``ndim``."""
     allowed = (ndim,) if isinstance(ndim, int) else ndim

@@ -6,6 +6,8 @@ Each check runs on concrete values at construction time and is skipped for trace
 """
 
 from ._validation import (
+    MAX_WIND_SPEED as MAX_WIND_SPEED,
+    MIN_WIND_SPEED as MIN_WIND_SPEED,
     as_array as as_array,
     as_finite_float_array as as_finite_float_array,
     as_float_array as as_float_array,
@@ -17,5 +19,6 @@ from ._validation import (
     check_probability as check_probability,
     check_square_operator as check_square_operator,
     check_value as check_value,
+    check_wind_speed as check_wind_speed,
     is_concrete as is_concrete,
 )

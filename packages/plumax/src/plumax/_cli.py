@@ -7,15 +7,22 @@ outputs are written to a temporary file and renamed, so a failed run leaves none
 Set ``PLUMAX_DEBUG=1`` to see full tracebacks.
 """
 
-import functools
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ._cli_common import (
+    CLIError,
+    check_out_folder,
+    err_console,
+    friendly,
+    open_scene,
+    out_console,
+)
+from ._cli_population import population
+from ._cli_registry import registry_app
 
 app = typer.Typer(
     name="plumax",
@@ -36,68 +43,11 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
-registry_app = typer.Typer(
-    help=(
-        "Inspect an artifact registry (content-addressed store with lineage).\n\n"
-        "Examples:\n\n"
-        "  plumax registry ls --root ./plumax-runs\n\n"
-        "  plumax registry show posterior-scene-laplace\n\n"
-        "  plumax registry lineage posterior-scene-laplace"
-    ),
-    no_args_is_help=True,
-)
 app.add_typer(registry_app, name="registry")
-
-err_console = Console(stderr=True)
-out_console = Console()
-
-
-class CLIError(Exception):
-    """A user-facing error: its message is printed as one line."""
-
-
-def _one_line(exc: BaseException) -> str:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    return msg
-
-
-def _friendly(fn):
-    """Turn expected exceptions into one stderr line and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the CLI's contract: one line, no traceback
-            if os.environ.get("PLUMAX_DEBUG"):
-                raise
-            typer.echo(f"error: {_one_line(exc)}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _open_scene(path: Path):
-    import xarray as xr
-
-    if not path.is_file():
-        raise CLIError(f"input file {str(path)!r} does not exist")
-    try:
-        with xr.open_dataset(path) as ds:
-            return ds.load()
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"cannot read {str(path)!r} as NetCDF ({_one_line(exc)})") from None
-
-
-def _check_out_folder(path: Path | None) -> None:
-    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise CLIError(f"output folder {str(path.parent)!r} does not exist")
 
 
 @app.command()
-@_friendly
+@friendly
 def simulate(
     out: Annotated[Path, typer.Argument(help="NetCDF file to write (e.g. scene.nc).")],
     q_kgh: Annotated[float, typer.Option(help="True emission rate, kg/h.")] = 360.0,
@@ -179,7 +129,7 @@ def _print_summary(summary: dict, title: str) -> None:
 
 
 @app.command()
-@_friendly
+@friendly
 def invert(
     obs: Annotated[Path, typer.Argument(help="Scene NetCDF written by `plumax simulate`.")],
     method: Annotated[str, typer.Option(help="laplace (MAP + Laplace) or nuts (MCMC).")] = (
@@ -221,8 +171,8 @@ def invert(
         raise CLIError(f"--level must be in (0, 1), got {level}")
     if not prior_q_kgh > 0:
         raise CLIError(f"--prior-q-kgh must be > 0, got {prior_q_kgh}")
-    _check_out_folder(out)
-    scene = read_scene(_open_scene(obs))
+    check_out_folder(out)
+    scene = read_scene(open_scene(obs))
     prior = pl.plume_prior(scene.model.param_spec, q_kgh=prior_q_kgh)
     label = "MAP + Laplace" if method == "laplace" else "NUTS"
     with err_console.status(f"inverting with {label}..."):
@@ -258,7 +208,7 @@ def invert(
 
 
 @app.command()
-@_friendly
+@friendly
 def retrieve(
     scene: Annotated[Path, typer.Argument(help="Radiance scene NetCDF (see docs/plumax/cli.md).")],
     out: Annotated[
@@ -299,8 +249,8 @@ def retrieve(
             continue
         if path.resolve() == scene.resolve():
             raise CLIError(f"{flag} must not overwrite the input scene {str(scene)!r}")
-        _check_out_folder(path)
-    sc = read_radiance_scene(_open_scene(scene))
+        check_out_folder(path)
+    sc = read_radiance_scene(open_scene(scene))
     with err_console.status("matched-filter retrieval..."):
         ret = pl.retrieve(sc, false_alarm_rate=false_alarm_rate, optimal_estimation=oe)
         ds = ret.scene_dataset()
@@ -327,157 +277,11 @@ def retrieve(
     out_console.print(f"wrote {out}" + ("" if summary is None else f" and {summary}"))
 
 
-def _utc_seconds(text: str | None, flag: str) -> float | None:
-    import datetime
-
-    if text is None:
-        return None
-    try:
-        t = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise CLIError(
-            f"{flag} must be an ISO 8601 date/time (e.g. 2024-01-31), got {text!r}"
-        ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=datetime.UTC)
-    return t.timestamp()
+app.command()(population)
 
 
 @app.command()
-@_friendly
-def population(
-    catalog: Annotated[Path, typer.Argument(help="Plume-list CSV (header row first).")],
-    schema: Annotated[
-        str, typer.Option(help="Column schema: canonical, imeo, carbon_mapper or ghgsat.")
-    ] = "canonical",
-    out: Annotated[Path | None, typer.Option(help="Write the summary as JSON here.")] = None,
-    skip_bad_rows: Annotated[
-        bool, typer.Option(help="Leave malformed rows out (listed) instead of stopping.")
-    ] = False,
-    start: Annotated[
-        str | None, typer.Option(help="Window start, ISO 8601 UTC (default: first detection).")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Window end, ISO 8601 UTC (default: last detection).")
-    ] = None,
-    dedup_m: Annotated[float, typer.Option(help="Merge detections closer than this (m) ...")] = 0.0,
-    dedup_hours: Annotated[float, typer.Option(help="... and this (h); 0 = off.")] = 0.0,
-    event_hours: Annotated[float, typer.Option(help="Duration of one event, h.")] = 1.0,
-    pod_q50_kgh: Annotated[
-        float | None, typer.Option(help="Known detection limit Q50, kg/h (with --pod-slope).")
-    ] = None,
-    pod_slope: Annotated[
-        float | None, typer.Option(help="Known Hill slope of the detection curve.")
-    ] = None,
-    q50_prior_kgh: Annotated[
-        float, typer.Option(help="Prior centre of a fitted Q50, kg/h.")
-    ] = 100.0,
-    method: Annotated[str, typer.Option(help="laplace (MAP + Laplace) or nuts.")] = "laplace",
-    level: Annotated[float, typer.Option(help="Credible level of the intervals.")] = 0.9,
-    seed: Annotated[int, typer.Option(help="Seed of the posterior draws / NUTS.")] = 0,
-):
-    """Population answers from a plume list: event rate, sizes, what was missed, totals.
-
-    Fits the thinned marked point process of plumax-pod (constant event rate, lognormal
-    event sizes, a Hill probability of detection per instrument) and reports each
-    quantity with its credible interval: true events per day, median and mean event
-    size (kg/h), detection limit Q50 per instrument, the fraction of events detected,
-    the total emitted mass (t) next to the naive catalogue sum, the missing-mass
-    fraction, and the chance of at least one event per day. Column schemas:
-    docs/pod/catalogs.md.
-
-    Examples:
-
-      plumax population plumes.csv --out population.json
-
-      plumax population imeo.csv --schema imeo --dedup-m 500 --dedup-hours 2
-
-      plumax population plumes.csv --pod-q50-kgh 300 --pod-slope 2 --method nuts
-    """
-    import jax.random as jr
-
-    import plumax_pod as pp
-
-    from ._population import METHODS, population as run_population
-    from ._scene import write_json
-
-    if not catalog.is_file():
-        raise CLIError(f"input file {str(catalog)!r} does not exist")
-    if schema not in pp.SCHEMAS:
-        raise CLIError(f"--schema must be one of {', '.join(sorted(pp.SCHEMAS))}, got {schema!r}")
-    if method not in METHODS:
-        raise CLIError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    if (pod_q50_kgh is None) != (pod_slope is None):
-        raise CLIError("give both --pod-q50-kgh and --pod-slope (a known detection curve)")
-    _check_out_folder(out)
-    try:
-        with err_console.status(f"fitting the population model ({method})..."):
-            res = run_population(
-                catalog,
-                schema=schema,
-                errors="report" if skip_bad_rows else "raise",
-                start=_utc_seconds(start, "--start"),
-                end=_utc_seconds(end, "--end"),
-                dedup_m=dedup_m,
-                dedup_hours=dedup_hours,
-                event_hours=event_hours,
-                pod_q50_kgh=pod_q50_kgh,
-                pod_slope=pod_slope,
-                q50_prior_kgh=q50_prior_kgh,
-                method=method,
-                key=jr.key(seed),
-                level=level,
-            )
-    except pp.CatalogError as exc:
-        issues = exc.report.issues
-        shown = "; ".join(f"line {ln}: {msg}" for ln, msg in issues[:3])
-        more = f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""
-        raise CLIError(
-            f"{catalog}: {len(exc.report.bad_lines)} malformed row(s): {shown}{more}; "
-            "fix them or pass --skip-bad-rows"
-        ) from None
-    s = res.summary
-    c = s["catalog"]
-    if s["malformed"]:
-        typer.echo(f"warning: left out {len(s['malformed'])} malformed row(s):", err=True)
-        for m in s["malformed"]:
-            typer.echo(f"  line {m['line']}: {m['problem']}", err=True)
-    out_console.print(
-        f"{catalog.name}: {c['events']} events ({c['rows']} rows) from "
-        f"{', '.join(c['instruments'])}, {c['days']:.1f} days ({c['start']} to {c['end']})"
-    )
-    pct = int(round(100 * level))
-    table = Table(title=f"population ({method}, detection curve {s['pod']})")
-    for col in ("quantity", "median", f"{pct}% interval", "units"):
-        table.add_column(col)
-
-    def row(name, v, units, fmt="{:.4g}"):
-        table.add_row(
-            name, fmt.format(v["median"]), f"[{fmt.format(v['lo'])}, {fmt.format(v['hi'])}]", units
-        )
-
-    p = s["parameters"]
-    row("true events", p["event_rate_per_day"], "per day")
-    row("median event size", p["median_event_kgh"], "kg/h")
-    row("mean event size", p["mean_event_kgh"], "kg/h")
-    for name, v in p["q50_kgh"].items():
-        row(f"Q50 ({name})", v, "kg/h")
-    for name, v in s["detected_fraction"].items():
-        row(f"detected fraction ({name})", v, "1", "{:.3f}")
-    row("total emitted", s["total_t"], "t")
-    table.add_row("naive catalogue sum", f"{s['naive_total_t']:.4g}", "", "t")
-    row("missing-mass fraction", s["missing_mass_fraction"], "1", "{:.3f}")
-    row("P(>= 1 event per day)", s["p_event_per_day"], "1", "{:.3f}")
-    out_console.print(table)
-    if not s["converged"]:
-        typer.echo("warning: the fit did not converge; treat the numbers with care", err=True)
-    if out is not None:
-        write_json(out, s)
-        out_console.print(f"wrote {out}")
-
-
-@app.command()
-@_friendly
+@friendly
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the report and artifacts.")] = Path(
         "plumax-demo"
@@ -523,7 +327,7 @@ def demo(
 
 
 @app.command()
-@_friendly
+@friendly
 def cycle(
     tier: Annotated[str, typer.Option(help="Which tier: gaussian (Tier I plume).")] = "gaussian",
     root: Annotated[Path, typer.Option(help="Artifact registry folder.")] = Path("plumax-runs"),
@@ -604,65 +408,6 @@ def _print_report(run) -> None:
         typer.echo(str(run.diff))
         out_console.print(f"diff: {run.diff_path}")
     out_console.print(f"report: {run.report_path}")
-
-
-def _registry(root: Path):
-    from plumax_core import ArtifactRegistry
-
-    if not root.is_dir():
-        raise CLIError(f"no registry at {str(root)!r} (folder does not exist)")
-    return ArtifactRegistry(root)
-
-
-RootOpt = Annotated[Path, typer.Option(help="Registry folder.")]
-
-
-@registry_app.command("ls")
-@_friendly
-def registry_ls(root: RootOpt = Path("plumax-runs")):
-    """List every artifact: name, version, role, hash prefix and file status.
-
-    Use `plumax registry show NAME` for the creation time, tags and lineage."""
-    reg = _registry(root)
-    records = reg.list()
-    table = Table(title=f"{root} ({len(records)} records)")
-    table.add_column("name", no_wrap=True)
-    for col in ("v", "role", "hash", "status"):
-        table.add_column(col, no_wrap=True)
-    for r in records:
-        table.add_row(r.name, str(r.version), r.role.value, r.hash[:12], reg.verify(r.hash))
-    out_console.print(table)
-
-
-@registry_app.command("show")
-@_friendly
-def registry_show(
-    name: Annotated[str, typer.Argument(help="Artifact name or hash prefix (>= 8 chars).")],
-    root: RootOpt = Path("plumax-runs"),
-):
-    """Show one artifact's record (role, tags, lineage, size) as JSON."""
-    reg = _registry(root)
-    rec = reg.info(name)
-    d = rec.to_dict()
-    d["status"] = reg.verify(rec.hash)
-    d["stale"] = reg.stale(rec.hash)
-    out_console.print_json(json.dumps(d))
-
-
-@registry_app.command("lineage")
-@_friendly
-def registry_lineage(
-    name: Annotated[str, typer.Argument(help="Artifact name or hash prefix (>= 8 chars).")],
-    root: RootOpt = Path("plumax-runs"),
-):
-    """Print an artifact's ancestry; missing or corrupted files are reported, not fatal."""
-    reg = _registry(root)
-    node = reg.lineage(name)
-    typer.echo(str(node))
-    problems = node.problems
-    if problems:
-        listed = ", ".join(f"{p.name or p.hash[:12]} ({p.status})" for p in problems)
-        typer.echo(f"warning: {len(problems)} artifact(s) not ok: {listed}", err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point
