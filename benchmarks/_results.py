@@ -12,20 +12,25 @@ file in the same folder, which then replaces the old one in one rename.
 
 import json
 import os
-import tempfile
+import uuid
 
 
 def write_json_atomic(path, payload, *, indent: int = 2) -> None:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
+    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename.
+
+    The temporary file is created with ``open(..., "x")`` (not ``tempfile.mkstemp``, whose
+    files are mode 0600), so the result honours the umask like any file the user writes.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.json.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "x") as f:
             json.dump(payload, f, indent=indent)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 

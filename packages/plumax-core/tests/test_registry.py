@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plumax_core import _registry
+from plumax_core import _registry_files
 from plumax_core._registry import (
     AmbiguousArtifactError,
     ArtifactCorruptedError,
@@ -77,9 +77,13 @@ def test_layout_and_info(reg):
     assert (obj / "payload.bin").is_file() and (obj / "meta.json").is_file()
     meta = json.loads((obj / "meta.json").read_text())
     assert meta["hash"] == h and meta["size"] == (obj / "payload.bin").stat().st_size
-    index = json.loads((reg.root / "index.json").read_text())
-    assert [r["name"] for r in index["records"]] == ["bank"]
-    assert index["records"][0]["role"] == "baseline"
+    lines = (reg.root / "index.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["name"] for ln in lines] == ["bank"]
+    assert json.loads(lines[0])["role"] == "baseline"
+    kept = [json.loads(p.read_text()) for p in (obj / "records").iterdir()]
+    assert kept == [json.loads(lines[0])]  # every record is also kept beside its object
+    marker = json.loads((reg.root / "plumax-registry.json").read_text())
+    assert marker["format"] == "plumax-artifact-registry" and marker["version"] == 2
     info = reg.info("bank")
     assert info.hash == h and info.role is ModelRole.BASELINE
     assert info.tags == {"site": "permian"} and info.size == meta["size"] and info.version == 1
@@ -208,16 +212,29 @@ def test_flipped_byte_refused(reg):
 
 def test_damaged_index_is_reported(reg):
     reg.store(_arrays(), "bank", "baseline")
-    (reg.root / "index.json").write_text("{not json")
-    with pytest.raises(ArtifactCorruptedError, match="index"):
-        reg.load("bank")
+    reg.store(_arrays(1.0), "other", "baseline")
+    path = reg.root / "index.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"{not json\n" + lines[1])
+    with pytest.raises(ArtifactCorruptedError, match=r"line 1 .*check --repair"):
+        ArtifactRegistry(reg.root).load("bank")
+
+
+def test_deleted_index_is_reported_not_empty(reg):
+    reg.store(_arrays(), "bank", "baseline")
+    (reg.root / "index.jsonl").unlink()
+    fresh = ArtifactRegistry(reg.root, mode="r")
+    with pytest.raises(ArtifactCorruptedError, match=r"missing while objects are stored"):
+        fresh.list()
+    with pytest.raises(ArtifactCorruptedError, match="missing"):
+        ArtifactRegistry(reg.root).store(_arrays(2.0), "new", "baseline")
 
 
 # --------------------------------------------------------------------------- atomicity
 
 
 def _failing_write(fail_on: int):
-    real = _registry._write_bytes
+    real = _registry_files.write_bytes
     calls = {"n": 0}
 
     def write(path, data):
@@ -231,14 +248,25 @@ def _failing_write(fail_on: int):
     return write
 
 
-@pytest.mark.parametrize("fail_on", [1, 2, 3], ids=["payload", "meta", "index"])
+def _failing_append(layout, records):
+    """Half of the journal line reaches the disk, then the "crash"."""
+    data = b"".join(_registry_files.record_line(r) for r in records)
+    with open(layout.journal, "ab") as f:
+        f.write(data[: len(data) // 2])
+    raise OSError("simulated crash during write")
+
+
+@pytest.mark.parametrize("fail_on", [1, 2, 3, 4], ids=["payload", "meta", "record", "index"])
 def test_crash_mid_store_leaves_nothing(reg, monkeypatch, fail_on):
     h0 = reg.store(_arrays(0.0), "first", "oracle")
-    index_before = (reg.root / "index.json").read_bytes()
+    index_before = (reg.root / "index.jsonl").read_bytes()
     obj = _arrays(1.0)
     h = tree_hash(obj)
 
-    monkeypatch.setattr(_registry, "_write_bytes", _failing_write(fail_on))
+    if fail_on == 4:
+        monkeypatch.setattr(_registry_files.Layout, "append", _failing_append)
+    else:
+        monkeypatch.setattr(_registry_files, "write_bytes", _failing_write(fail_on))
     with pytest.raises(OSError, match="simulated crash"):
         reg.store(obj, "second", "emulator")
     monkeypatch.undo()
@@ -246,10 +274,12 @@ def test_crash_mid_store_leaves_nothing(reg, monkeypatch, fail_on):
     assert not (reg.root / "objects" / h).exists()
     assert sorted(p.name for p in (reg.root / "objects").iterdir()) == [h0]
     assert list((reg.root / "tmp").iterdir()) == []
-    assert (reg.root / "index.json").read_bytes() == index_before
-    assert [r.name for r in reg.list()] == ["first"]
-    assert reg.store(obj, "second", "emulator") == h
+    assert [r.name for r in ArtifactRegistry(reg.root, mode="r").list()] == ["first"]
+    assert reg.check().ok == (fail_on != 4)  # a torn index line is reported ...
+    assert reg.store(obj, "second", "emulator") == h  # ... and cut by the next writer
+    assert (reg.root / "index.jsonl").read_bytes().startswith(index_before)
     assert _same(reg.load("second"), obj)
+    assert reg.check().ok
 
 
 def test_concurrent_stores_keep_every_record(reg):
@@ -268,13 +298,21 @@ def test_concurrent_stores_keep_every_record(reg):
         assert _same(reg.load(h), obj)
 
 
-def test_leftover_temp_files_cleaned_on_open(reg):
-    debris = reg.root / "tmp" / "store-crashed"
+def test_only_own_staging_debris_is_removed_by_the_next_write(reg):
+    reg.store(_arrays(0.0), "first", "oracle")
+    tmp = reg.root / "tmp"
+    debris = tmp / ".plumax-store-0123456789abcdef0123456789abcdef"
     debris.mkdir()
     (debris / "payload.bin").write_bytes(b"half")
-    (reg.root / "tmp" / "index-x.json").write_text("{")
-    ArtifactRegistry(reg.root)
-    assert list((reg.root / "tmp").iterdir()) == []
+    (tmp / ".plumax-journal-0123456789abcdef0123456789abcdef.jsonl").write_text("{")
+    (tmp / "store-ab12_xyz").mkdir()  # a version-1 staging folder
+    (tmp / "notes.txt").write_text("mine")  # not the registry's: must survive
+    (tmp / "store-user").mkdir()  # looks similar, is not a staging name
+    ArtifactRegistry(reg.root)  # opening removes nothing
+    assert len(list(tmp.iterdir())) == 5
+    assert not ArtifactRegistry(reg.root).check().ok
+    reg.store(_arrays(1.0), "second", "oracle")
+    assert sorted(p.name for p in tmp.iterdir()) == ["notes.txt", "store-user"]
 
 
 # --------------------------------------------------------------------------- lineage

@@ -67,6 +67,9 @@ from ._registry import (
     ArtifactRegistry as ArtifactRegistry,
     LineageNode as LineageNode,
     ModelRole as ModelRole,
+    NotARegistryError as NotARegistryError,
+    ReadOnlyRegistryError as ReadOnlyRegistryError,
+    RegistryCheck as RegistryCheck,
     Replacement as Replacement,
 )
 from ._serialise import (
