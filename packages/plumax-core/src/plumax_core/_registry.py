@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 from collections.abc import Iterator, Mapping
@@ -49,6 +47,7 @@ from typing import Any, Literal
 
 from . import _registry_files as files
 from ._registry_check import RegistryCheck, records_without_file, scan
+from ._registry_index import RecordIndex, check_name, check_tags
 from ._registry_types import (
     AmbiguousArtifactError,
     ArtifactCorruptedError,
@@ -81,60 +80,7 @@ __all__ = [
     "check_hash",
 ]
 
-_HEX_RE = re.compile(r"[0-9a-fA-F]+")
-_MIN_PREFIX = 8
 _REPAIR_HINT = "run `plumax registry check --repair` (ArtifactRegistry.check(repair=True))"
-
-
-def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, Any]:
-    if tags is None:
-        return {}
-    if not isinstance(tags, Mapping):
-        raise ValueError(f"tags must be a mapping of str to JSON scalars; got {type(tags)}")
-    out = {}
-    for k, v in tags.items():
-        if not isinstance(k, str) or not k:
-            raise ValueError(f"tags keys must be non-empty strings; got {k!r}")
-        if v is not None and not isinstance(v, str | int | float | bool):
-            raise ValueError(f"tags[{k!r}] must be a str, int, float, bool or None; got {v!r}")
-        out[k] = v
-    try:
-        return json.loads(json.dumps(out, allow_nan=False, sort_keys=True))
-    except ValueError as err:
-        raise ValueError(f"tags must be JSON-serialisable ({err})") from None
-
-
-def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"name must be a non-empty string; got {name!r}")
-    if any(c in name for c in "\n\r\t\x00"):
-        raise ValueError(f"name must not contain control characters; got {name!r}")
-    if len(name) >= _MIN_PREFIX and _HEX_RE.fullmatch(name):
-        raise ValueError(f"name {name!r} looks like a hash; choose a name that is not all hex")
-    return name
-
-
-@dataclasses.dataclass
-class _Index:
-    """What a registry object has read of the index, kept between calls."""
-
-    source: tuple[Any, ...] | None = None
-    end: int = 0
-    lines: int = 0
-    records: list[ArtifactRecord] = dataclasses.field(default_factory=list)
-    by_name: dict[str, list[ArtifactRecord]] = dataclasses.field(default_factory=dict)
-    latest_by_hash: dict[str, ArtifactRecord] = dataclasses.field(default_factory=dict)
-    names_by_hash: dict[str, dict[str, None]] = dataclasses.field(default_factory=dict)
-
-    def add(self, records: tuple[ArtifactRecord, ...] | list[ArtifactRecord]) -> None:
-        for r in records:
-            self.records.append(r)
-            self.by_name.setdefault(r.name, []).append(r)
-            self.latest_by_hash[r.hash] = r
-            self.names_by_hash.setdefault(r.hash, {})[r.name] = None
-
-    def latest_hash(self, name: str) -> str:
-        return self.by_name[name][-1].hash
 
 
 class ArtifactRegistry:
@@ -169,7 +115,7 @@ class ArtifactRegistry:
         self.mode = mode
         self._layout = files.Layout(self.root)
         self._guard = threading.RLock()
-        self._index = _Index()
+        self._index = RecordIndex()
         if mode == "r":
             if not self.root.is_dir():
                 raise NotARegistryError(f"no registry at {str(self.root)!r}: no such folder")
@@ -186,7 +132,7 @@ class ArtifactRegistry:
 
     # ------------------------------------------------------------------ reading the index
 
-    def _refresh(self) -> _Index:
+    def _refresh(self) -> RecordIndex:
         """Bring the cached index up to date with the files (reads only what is new)."""
         lay = self._layout
         with self._guard:
@@ -199,7 +145,7 @@ class ArtifactRegistry:
                 source = ("journal", st.st_dev, st.st_ino)
                 index = self._index
                 if index.source != source or st.st_size < index.end:
-                    index = _Index(source=source)
+                    index = RecordIndex(source=source)
                 if st.st_size > index.end or index is not self._index:
                     read = files.read_journal_file(f, index.end, index.lines + 1)
                     if read.bad_lines:
@@ -213,7 +159,7 @@ class ArtifactRegistry:
             self._index = index
             return index
 
-    def _refresh_without_journal(self) -> _Index:
+    def _refresh_without_journal(self) -> RecordIndex:
         lay = self._layout
         if lay.legacy_index.is_file():
             st = lay.legacy_index.stat()
@@ -225,7 +171,7 @@ class ArtifactRegistry:
                     raise ArtifactCorruptedError(
                         f"registry index {lay.legacy_index} is unreadable ({err}); {_REPAIR_HINT}"
                     ) from err
-                index = _Index(source=source)
+                index = RecordIndex(source=source)
                 index.add(records)
                 self._index = index
             return self._index
@@ -234,7 +180,7 @@ class ArtifactRegistry:
                 f"registry index {lay.journal} is missing while objects are stored in "
                 f"{lay.objects}; {_REPAIR_HINT}"
             )
-        self._index = _Index()
+        self._index = RecordIndex()
         return self._index
 
     # ------------------------------------------------------------------ writing
@@ -369,7 +315,7 @@ class ArtifactRegistry:
         when the name (or role, lineage, tags) differs from that name's latest record.
         A damaged payload of the same hash is replaced by the good bytes.
         """
-        name = _check_name(name)
+        name = check_name(name)
         role = ModelRole.coerce(role, "role")
         if lineage is None:
             lineage = ArtifactLineage()
@@ -377,7 +323,7 @@ class ArtifactRegistry:
             lineage = ArtifactLineage.from_dict(lineage)
         elif not isinstance(lineage, ArtifactLineage):
             raise ValueError(f"lineage must be an ArtifactLineage or None; got {type(lineage)}")
-        tags = _check_tags(tags)
+        tags = check_tags(tags)
         data = serialise(obj)
         h = hashlib.sha256(data).hexdigest()
         if any(up == h for _, up in lineage.upstream()):
@@ -462,7 +408,7 @@ class ArtifactRegistry:
             if lay.legacy_index.is_file() and r.index != "unreadable":
                 lay.legacy_index.unlink()
                 actions.append("version-1 index.json migrated to index.jsonl")
-            self._index = _Index()
+            self._index = RecordIndex()
         after = scan(lay, verify=verify).report
         return dataclasses.replace(after, repaired=tuple(actions))
 
@@ -480,36 +426,8 @@ class ArtifactRegistry:
             return "missing"
         return "ok" if digest == h else "corrupted"
 
-    def _near_matches(self, key: str, index: _Index) -> str:
-        near = difflib.get_close_matches(key, sorted(index.by_name), n=5, cutoff=0.5)
-        low = key.lower()
-        near += [h for h in sorted(index.latest_by_hash) if low[:4] and h.startswith(low[:4])][:5]
-        return " Did you mean: " + ", ".join(near) + "?" if near else ""
-
     def _resolve_record(self, key: str) -> ArtifactRecord:
-        if not isinstance(key, str) or not key:
-            raise TypeError(f"name_or_hash must be a non-empty string; got {key!r}")
-        index = self._refresh()
-        if key in index.by_name:
-            return index.by_name[key][-1]
-        low = key.lower()
-        if _HEX_RE.fullmatch(key) and _MIN_PREFIX <= len(key) <= 64:
-            if low in index.latest_by_hash:
-                return index.latest_by_hash[low]
-            hits = sorted(h for h in index.latest_by_hash if h.startswith(low))
-            if len(hits) > 1:
-                raise AmbiguousArtifactError(
-                    f"hash prefix {key!r} matches {len(hits)} artifacts: {', '.join(hits)}"
-                )
-            if hits:
-                return index.latest_by_hash[hits[0]]
-        hint = ""
-        if _HEX_RE.fullmatch(key) and len(key) < _MIN_PREFIX:
-            hint = f" (hash prefixes need at least {_MIN_PREFIX} characters)"
-        raise ArtifactNotFoundError(
-            f"no artifact named or hashed {key!r} in {self.root}{hint}."
-            + self._near_matches(key, index)
-        )
+        return self._refresh().resolve(key, str(self.root))
 
     def resolve(self, name_or_hash: str) -> str:
         """The full hash of a name (its latest version), a full hash or a unique prefix."""
@@ -575,61 +493,19 @@ class ArtifactRegistry:
 
     # ------------------------------------------------------------------ lineage
 
-    def _replaced_by(self, h: str, index: _Index) -> str | None:
-        for name in index.names_by_hash.get(h, {}):
-            newest = index.latest_hash(name)
-            if newest != h:
-                return newest
-        return None
-
     def lineage(self, name_or_hash: str) -> LineageNode:
         """The ancestry tree of an artifact; damaged upstreams are reported, not raised.
 
         Each node carries a status: ``"ok"``, ``"missing"`` (not indexed, or its files were
         deleted), ``"corrupted"`` (payload fails its hash) or ``"cycle"``.
         """
-        root = self._resolve_record(name_or_hash)
-        index = self._index
-
-        def node(h: str, relation: str, path: frozenset[str]) -> LineageNode:
-            rec = index.latest_by_hash.get(h)
-            if rec is None:
-                return LineageNode(hash=h, relation=relation, status="missing")
-            common = {
-                "hash": h,
-                "relation": relation,
-                "name": rec.name,
-                "role": rec.role,
-                "created": rec.created,
-                "replaced_by": self._replaced_by(h, index),
-            }
-            if h in path:
-                return LineageNode(status="cycle", **common)
-            parents = tuple(node(up, rel, path | {h}) for rel, up in rec.lineage.upstream())
-            return LineageNode(status=self._status(h), parents=parents, **common)
-
-        return node(root.hash, "self", frozenset())
+        h = self._resolve_record(name_or_hash).hash
+        return self._index.lineage(h, self._status)
 
     def replaced_ancestors(self, name_or_hash: str) -> tuple[Replacement, ...]:
         """Upstream artifacts (direct or transitive) superseded under their names."""
-        root = self._resolve_record(name_or_hash)
-        index = self._index
-        found: dict[tuple[str, str], Replacement] = {}
-
-        def visit(h: str, path: tuple[str, ...], seen: frozenset[str]) -> None:
-            rec = index.latest_by_hash.get(h)
-            if rec is None or h in seen:
-                return
-            if path:
-                for name in index.names_by_hash.get(h, {}):
-                    newest = index.latest_hash(name)
-                    if newest != h and (h, name) not in found:
-                        found[(h, name)] = Replacement(h, name, newest, path)
-            for rel, up in rec.lineage.upstream():
-                visit(up, (*path, rel), seen | {h})
-
-        visit(root.hash, (), frozenset())
-        return tuple(found.values())
+        h = self._resolve_record(name_or_hash).hash
+        return self._index.replaced_ancestors(h)
 
     def stale(self, name_or_hash: str) -> bool:
         """True when any upstream artifact (oracle, parents, training data, recursively)
