@@ -68,7 +68,7 @@ def test_bad_prior():
         GaussianPrior(jnp.zeros(2), jnp.eye(3), SPEC)
     with pytest.raises(ValueError, match="cov"):
         GaussianPrior(jnp.zeros(3), jnp.eye(2), SPEC)
-    with pytest.raises(ValueError, match="cov diagonal"):
+    with pytest.raises(ValueError, match="`cov` must be positive definite; variance 1"):
         GaussianPrior(jnp.zeros(3), lx.DiagonalLinearOperator(jnp.array([1.0, -1.0, 1.0])), SPEC)
     with pytest.raises(ValueError, match="std"):
         GaussianPrior.from_std(SPEC, jnp.zeros(3), -1.0)

@@ -14,7 +14,15 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from plumax_core import ArtifactRegistry, MetField, ModelRole, forward_flat, tree_hash
+from plumax_core import (
+    ArtifactRegistry,
+    InvalidInputError,
+    MetField,
+    ModelRole,
+    filter_jit,
+    forward_flat,
+    tree_hash,
+)
 from plumax_core.testing import check_forward_model
 from plumax_emulate import (
     MetMismatchWarning,
@@ -120,6 +128,8 @@ def test_out_of_distribution_warns_or_raises(trained, met):
         strict(far, met)
     with pytest.raises(Exception, match="outside the range of the training draws"):
         jax.block_until_ready(eqx.filter_jit(strict)(far, met).values)
+    with pytest.raises(InvalidInputError, match=r"^emulator inputs outside the range"):
+        jax.block_until_ready(filter_jit(strict)(far, met).values)
     eqx.filter_jit(strict)(inside, met)  # fine under jit when inside
     quiet = model.with_policies(ood="ignore")
     with warnings.catch_warnings():

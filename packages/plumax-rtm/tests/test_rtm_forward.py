@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import plumax_rtm as pr
-from plumax_core import Observations
+from plumax_core import InvalidInputError, Observations, filter_jit
 from plumax_core.gates import dot_product_test
 
 
@@ -103,6 +103,9 @@ def test_lut_nodes_interp_roundtrip_and_range(lines, grid, lut, tmp_path):
         lut(8e4, 320.0)
     with pytest.raises(Exception, match="outside the LUT range"):
         jax.block_until_ready(eqx.filter_jit(lambda t, p, T: t(p, T))(lut, 8e4, 320.0))
+    # compiled with plumax_core.filter_jit: the check's own message as a ValueError
+    with pytest.raises(InvalidInputError, match=r"^`temperature` outside the LUT range$"):
+        jax.block_until_ready(filter_jit(lambda t, p, T: t(p, T))(lut, 8e4, 320.0))
 
 
 def test_mag1c_table_shipped():

@@ -1,5 +1,6 @@
 """Bad input gives clear errors naming the argument."""
 
+import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
@@ -8,6 +9,7 @@ from vardax_models import MET, LinearModel
 
 import plumax_core as pc
 import vardax_lite as vx
+from plumax_core.validation import error_if
 
 
 def test_non_spd_B():
@@ -72,3 +74,30 @@ def test_bad_settings():
             pc.Observations(jnp.zeros(1), kind="generic"),
             pc.GaussianPrior.from_std(spec, jnp.zeros(1), 1.0),
         )
+
+
+class _CheckedLine(pc.AbstractForwardModel):
+    """``y = G theta``, refusing a met wind above 10 m/s with a run-time plumax check."""
+
+    G: jax.Array
+    param_spec: pc.ParamSpec
+
+    def __call__(self, params, met):
+        speed = error_if(met.wind_speed, met.wind_speed > 10.0, "`met.wind_speed` > 10 (test)")
+        return pc.Observations(
+            self.G @ self.param_spec.flatten(params) + 0.0 * speed, kind="generic"
+        )
+
+
+def test_model_check_failing_inside_the_solver_is_a_clean_value_error():
+    """Issue 17: a forward model's check that fails inside the compiled solver reached
+    the user as an equinox/XLA runtime error; it is now a ValueError with its message."""
+    spec = pc.ParamSpec((pc.Param("a"), pc.Param("b")))
+    model = _CheckedLine(jnp.ones((3, 2)), spec)
+    obs = pc.Observations(jnp.zeros(3), kind="generic", sigma=1.0)
+    prior = pc.GaussianPrior.from_std(spec, jnp.zeros(2), 1.0)
+    windy = pc.MetField.uniform(20.0, 270.0)
+    with pytest.raises(pc.InvalidInputError, match=r"^`met.wind_speed` > 10 \(test\)$"):
+        vx.ThreeDVar().posterior(vx.Problem(model, windy, obs, prior))
+    post = vx.ThreeDVar().posterior(vx.Problem(model, MET, obs, prior))
+    assert np.all(np.isfinite(np.asarray(post.std())))

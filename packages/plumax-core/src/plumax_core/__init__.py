@@ -26,6 +26,11 @@ from ._cycle import (
     StageResult as StageResult,
     Tolerance as Tolerance,
 )
+from ._errors import (
+    InvalidInputError as InvalidInputError,
+    clean_errors as clean_errors,
+    filter_jit as filter_jit,
+)
 from ._forward import (
     AbstractForwardModel as AbstractForwardModel,
     AbstractObservationOperator as AbstractObservationOperator,

@@ -20,12 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ._errors import error_if
 from ._validation import (
     as_array,
     as_float_array,
     check_finite,
     check_not_nan,
     check_positive,
+    check_wind_speed,
     is_concrete,
 )
 
@@ -51,8 +53,17 @@ _FIELD_ATTRS: dict[str, tuple[str, str, str | None]] = {
 _DIMS = ("time", "z", "y", "x")
 
 
-def stability_index(stability: int | str) -> int:
-    """Pasquill class as an index 0-5; accepts ``0..5`` or ``"A".."F"``."""
+def stability_index(stability: int | str | Any) -> int | Int[Array, ""]:
+    """Pasquill class as an index 0-5; accepts ``0..5`` or ``"A".."F"`` (any case).
+
+    A concrete value (a Python or NumPy integer, an integer-valued float, a 0-d array)
+    gives a Python ``int``. A traced integer scalar (inside ``jax.jit`` / ``vmap``) is
+    returned as an ``int32`` array whose range is checked at run time.
+
+    Raises:
+        ValueError: naming ``stability``: an unknown letter, a non-integer or
+            out-of-range index, or a traced non-integer (float) value.
+    """
     if isinstance(stability, str):
         key = stability.strip().upper()
         if key not in STABILITY_CLASSES:
@@ -60,12 +71,56 @@ def stability_index(stability: int | str) -> int:
                 f"`stability` must be one of {STABILITY_CLASSES} or 0-5, got {stability!r}"
             )
         return STABILITY_CLASSES.index(key)
-    if isinstance(stability, bool) or not float(stability).is_integer():
+    if isinstance(stability, jax.core.Tracer):
+        return _traced_classes("stability", stability, scalar=True)
+    if isinstance(stability, bool | np.bool_):
         raise ValueError(f"`stability` must be an integer class 0-5, got {stability!r}")
-    idx = int(stability)
+    try:
+        value = float(stability)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`stability` must be a class letter 'A'-'F' or an integer index 0-5, got {stability!r}"
+        ) from None
+    if not value.is_integer():
+        raise ValueError(f"`stability` must be an integer class 0-5, got {stability!r}")
+    idx = int(value)
     if not 0 <= idx <= 5:
         raise ValueError(f"`stability` must be in 0-5 (A-F), got {stability!r}")
     return idx
+
+
+def _traced_classes(name: str, x: Any, *, scalar: bool = False) -> Int[Array, "..."]:
+    """A traced class-index array as int32, range-checked at run time."""
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise ValueError(
+            f"`{name}` must be an integer class index 0-5 (A-F); got a traced {x.dtype} "
+            "value. Inside jit pass an integer array (e.g. jnp.int32(3) or "
+            "x.astype(jnp.int32)) or a class letter."
+        )
+    if scalar and x.ndim != 0:
+        raise ValueError(f"`{name}` must be a single class, got a traced array of shape {x.shape}")
+    x = x.astype(jnp.int32)
+    return error_if(x, (x < 0) | (x > 5), f"`{name}` must be in 0-5 (A-F)")
+
+
+def _class_field(name: str, x: Any) -> Int[Array, "..."] | None:
+    """A stability-class field as int32: integer-valued, checked 0-5 (now or at run time)."""
+    if x is None:
+        return None
+    if isinstance(x, jax.core.Tracer):
+        return _traced_classes(name, x)
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not np.all(whole):
+            bad = float(arr[~whole].ravel()[0])
+            raise ValueError(f"`{name}` must hold integer class indices 0-5 (A-F); got {bad}")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"`{name}` must hold integer class indices 0-5 (A-F) (letters via "
+            f"stability_index), got dtype {arr.dtype}"
+        )
+    return jnp.asarray(arr.astype(np.int32))
 
 
 def wind_components(speed, direction_deg):
@@ -74,11 +129,11 @@ def wind_components(speed, direction_deg):
     return -speed * jnp.sin(rad), -speed * jnp.cos(rad)
 
 
-def _field(name: str, x: Any, *, integer: bool = False) -> Array | None:
+def _field(name: str, x: Any) -> Array | None:
     if x is None:
         return None
-    arr = as_array(name, x, dtype=jnp.int32 if integer else None)
-    if not integer and not jnp.issubdtype(arr.dtype, jnp.floating):
+    arr = as_array(name, x)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = as_float_array(name, arr)
     return arr
 
@@ -87,12 +142,15 @@ class MetField(eqx.Module):
     """Meteorological state on a ``(time, z, y, x)`` grid (scalars broadcast).
 
     Attributes:
-        u, v: eastward / northward wind, m/s.
+        u, v: eastward / northward wind, m/s (finite; the components of any wind, calm
+            included: each model checks the speed it uses against the wind-speed rule).
         w: upward wind, m/s (optional).
         temperature: air temperature, K.
         pressure: air pressure, Pa.
         pblh: boundary-layer (mixing) height, m.
-        stability_class: Pasquill class index 0-5 (A-F), integer (optional).
+        stability_class: Pasquill class index 0-5 (A-F), integer (optional): a letter,
+            integers or integer-valued floats; a traced integer array is range-checked
+            at run time.
         obukhov_length: Obukhov length, m (optional; ``inf`` = neutral).
         z0: surface roughness length, m.
         time: ``(nt,)`` seconds UTC (since 1970-01-01), strictly increasing.
@@ -141,7 +199,7 @@ class MetField(eqx.Module):
         self.pblh = _field("pblh", pblh)
         if isinstance(stability_class, str):
             stability_class = stability_index(stability_class)
-        self.stability_class = _field("stability_class", stability_class, integer=True)
+        self.stability_class = _class_field("stability_class", stability_class)
         self.obukhov_length = _field("obukhov_length", obukhov_length)
         self.z0 = _field("z0", z0)
         self.time = jnp.atleast_1d(_field("time", time))
@@ -217,14 +275,19 @@ class MetField(eqx.Module):
     ) -> MetField:
         """Spatially uniform, steady met from wind speed (m/s) and direction (deg, from).
 
+        ``speed`` follows the one wind-speed rule,
+        :func:`plumax_core.validation.check_wind_speed`: finite and in
+        ``[MIN_WIND_SPEED, MAX_WIND_SPEED]`` = [0.5, 120] m/s (checked when concrete;
+        a traced speed is checked by the model that uses it). Light or calm winds, for a
+        model documented to be valid in them, are given as components: ``MetField(u, v)``.
+        ``stability`` may be a letter, an index 0-5 or a traced integer scalar.
+
         Raises:
-            ValueError: for negative or non-finite ``speed``, non-finite ``direction``,
-                or an unknown ``stability`` class.
+            ValueError: for a ``speed`` outside the rule, non-finite ``direction``, or
+                an unknown ``stability`` class.
         """
-        check_finite("speed", speed)
+        check_wind_speed("speed", speed)
         check_finite("direction", direction)
-        if is_concrete(speed) and np.any(np.asarray(speed) < 0):
-            raise ValueError(f"`speed` must be >= 0 m/s, got {speed!r}")
         u, v = wind_components(jnp.asarray(speed, dtype=float), jnp.asarray(direction, float))
         sc = None if stability is None else stability_index(stability)
         return cls(u, v, stability_class=sc, time=time, **kwargs)
@@ -242,7 +305,9 @@ class MetField(eqx.Module):
     ) -> MetField:
         """Spatially uniform met varying in time: each series has shape ``(nt,)``.
 
-        ``stability`` may be a single class or a per-time sequence of classes.
+        ``speed`` (m/s) follows the one wind-speed rule (see :meth:`uniform`).
+        ``stability`` may be a single class or a per-time sequence of classes (letters
+        or indices, or an integer array, traced or not).
         """
         time = as_float_array("time", time)
         speed = as_float_array("speed", speed)
@@ -251,14 +316,14 @@ class MetField(eqx.Module):
         for name, arr in (("speed", speed), ("direction", direction)):
             if arr.shape != (nt,):
                 raise ValueError(f"`{name}` must have shape (nt,)=({nt},), got {arr.shape}")
-        check_finite("speed", speed)
-        if np.any(np.asarray(speed) < 0):
-            raise ValueError("`speed` must be >= 0 m/s")
+        check_wind_speed("speed", speed)
         u, v = wind_components(speed, direction)
         r4 = lambda a: None if a is None else jnp.reshape(a, (-1, 1, 1, 1))
         if stability is not None:
-            if isinstance(stability, (str, int)):
+            if isinstance(stability, str | int) or np.ndim(stability) == 0:
                 stability = stability_index(stability)
+            elif isinstance(stability, jax.Array | np.ndarray):
+                stability = r4(_class_field("stability", stability))
             else:
                 stability = r4(jnp.asarray([stability_index(s) for s in stability]))
         if pblh is not None:
@@ -314,7 +379,7 @@ class MetField(eqx.Module):
                     f"`t`={float(t)} s is outside the met time range [{float(t0)}, {float(t1)}]"
                 )
         else:
-            t = eqx.error_if(t, (t < t0) | (t > t1), "`t` is outside the met time range")
+            t = error_if(t, (t < t0) | (t > t1), "`t` is outside the met time range")
         i = jnp.clip(jnp.searchsorted(self.time, t, side="right") - 1, 0, nt - 2)
         frac = (t - self.time[i]) / (self.time[i + 1] - self.time[i])
 

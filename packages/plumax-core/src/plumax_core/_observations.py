@@ -12,7 +12,7 @@ import lineax as lx
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from ._validation import as_float_array, check_finite, is_concrete
+from ._validation import as_float_array, check_finite, is_concrete, positive_error_if
 
 _KINDS: dict[str, tuple[str, str]] = {
     "concentration_ppm": ("ppm", "methane mole-fraction enhancement"),
@@ -49,6 +49,18 @@ def _default_dims(ndim: int) -> tuple[str, ...]:
     )
 
 
+def _checked_sigma(sigma: Array, shape: tuple[int, ...], mask: Array | None) -> Array:
+    """``sigma``, checked finite and > 0 where valid (now, or at run time if traced)."""
+    try:
+        if jnp.broadcast_shapes(sigma.shape, shape) != shape:
+            return sigma  # Observations.__check_init__ reports the shape
+    except ValueError:
+        return sigma
+    if mask is not None and mask.shape != shape:
+        return sigma  # Observations.__check_init__ reports the shape
+    return positive_error_if("sigma", sigma, where=mask)
+
+
 class Observations(eqx.Module):
     """Observed (or simulated) values with their errors, validity mask and coordinates.
 
@@ -64,7 +76,10 @@ class Observations(eqx.Module):
             ``"concentration_ppm"``, ``"column_ppm_m"``, ``"xch4_ppb"``, ``"radiance"``.
         instrument: free-text instrument / geometry label.
 
-    NaN is allowed in ``values`` only where ``mask`` is False.
+    NaN is allowed in ``values`` only where ``mask`` is False. ``sigma`` must be finite
+    and > 0 wherever the observations are valid: checked now when concrete
+    (``ValueError``), at run time when traced (an error under ``jax.jit``, never the
+    likelihood of ``|sigma|``).
     """
 
     values: Float[Array, "..."]
@@ -89,9 +104,13 @@ class Observations(eqx.Module):
         instrument: str = "",
     ):
         self.values = as_float_array("values", values)
-        self.sigma = None if sigma is None else as_float_array("sigma", sigma)
-        self.noise = noise
         self.mask = None if mask is None else jnp.asarray(mask, dtype=bool)
+        self.sigma = (
+            None
+            if sigma is None
+            else _checked_sigma(as_float_array("sigma", sigma), self.values.shape, self.mask)
+        )
+        self.noise = noise
         self.coords = {k: as_float_array(f"coords[{k!r}]", v) for k, v in (coords or {}).items()}
         self.dims = tuple(dims) if dims is not None else _default_dims(self.values.ndim)
         self.kind = kind
@@ -125,11 +144,6 @@ class Observations(eqx.Module):
                 raise ValueError(
                     f"`sigma` of shape {self.sigma.shape} does not broadcast to values {shape}"
                 )
-            if is_concrete(self.sigma):
-                s = np.broadcast_to(np.asarray(self.sigma), shape)
-                valid = np.ones(shape, bool) if self.mask is None else np.asarray(self.mask)
-                if np.any(~(s[valid] > 0)):
-                    raise ValueError("`sigma` must be finite and > 0 where observations are valid")
         if self.noise is not None:
             if not isinstance(self.noise, lx.AbstractLinearOperator):
                 raise TypeError("`noise` must be a lineax.AbstractLinearOperator")

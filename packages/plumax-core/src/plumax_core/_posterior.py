@@ -23,7 +23,14 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._params import ParamSpec
 from ._provenance import Provenance
-from ._validation import as_float_array, check_finite, is_concrete
+from ._validation import (
+    as_float_array,
+    check_covariance,
+    check_finite,
+    covariance_error_if,
+    is_concrete,
+    positive_error_if,
+)
 
 
 class Posterior(eqx.Module):
@@ -39,9 +46,23 @@ class Posterior(eqx.Module):
         param_spec: the parameter layout; the space of ``mean`` / ``cov`` / ``samples``
             is ``param_spec``'s unconstrained space. None = raw coordinates.
 
+    ``cov`` must be a covariance: symmetric positive definite with finite entries. It
+    is checked at construction by :func:`plumax_core.validation.check_covariance`: in
+    full (materialised in float64: symmetry and a Cholesky factorisation, with
+    tolerances set by the dtype's resolution) up to ``D = DENSE_CHECK_MAX`` (512); for
+    larger, typically lazy operators by three matrix-vector probes (finite, ``vᵀCv > 0``,
+    symmetric), so that constructing a large posterior never materialises its
+    covariance. A ``cov`` holding tracers (a posterior built inside ``jax.jit``) is
+    checked at run time when it is diagonal or dense (finite, positive variances);
+    other traced operators are not checked there. Whatever slipped through (a large
+    lazy operator with a defect the probes missed) is caught by :meth:`variance` /
+    :meth:`std`, which raise rather than return NaN.
+
     Raises:
-        ValueError: non-1-D or non-finite mean, non-square or wrongly sized ``cov``,
-            ``samples`` not ``(B, M, D)``, ``param_spec`` size != D, missing mandatory
+        ValueError: non-1-D or non-finite mean, non-square or wrongly sized ``cov``, a
+            ``cov`` that is not symmetric positive definite or holds NaN/inf,
+            ``samples`` not ``(B, M, D)`` or non-finite, fewer than 2 samples without
+            ``cov`` (no spread), ``param_spec`` size != D, missing mandatory
             provenance keys, or neither ``cov`` nor ``samples`` (a point estimate with
             no spread is not a posterior).
     """
@@ -59,6 +80,8 @@ class Posterior(eqx.Module):
             if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
                 raise ValueError(f"`cov` must be a square matrix, got shape {arr.shape}")
             cov = lx.MatrixLinearOperator(arr, lx.positive_semidefinite_tag)
+        if cov is not None and isinstance(cov, lx.AbstractLinearOperator):
+            cov = covariance_error_if("cov", cov)
         self.cov = cov
         self.samples = None if samples is None else as_float_array("samples", samples)
         self.provenance = provenance
@@ -78,6 +101,7 @@ class Posterior(eqx.Module):
                 )
             if self.cov.in_size() != d:
                 raise ValueError(f"`cov` must be {d}x{d} to match `mean`, got {self.cov.in_size()}")
+            check_covariance("cov", self.cov)
         if self.samples is not None:
             if self.samples.ndim != 3 or self.samples.shape[-1] != d:
                 raise ValueError(
@@ -85,6 +109,11 @@ class Posterior(eqx.Module):
                     f"{self.samples.shape}"
                 )
             check_finite("samples", self.samples)
+            if self.cov is None and self.samples.shape[0] * self.samples.shape[1] < 2:
+                raise ValueError(
+                    "a Posterior without `cov` needs at least 2 `samples` (one draw has no "
+                    f"spread), got shape {self.samples.shape}"
+                )
         if self.param_spec is not None:
             if not isinstance(self.param_spec, ParamSpec):
                 raise TypeError("`param_spec` must be a ParamSpec or None")
@@ -112,10 +141,16 @@ class Posterior(eqx.Module):
         return self.samples.reshape(-1, self.dim)
 
     def variance(self) -> Float[Array, " D"]:
-        """Marginal variances: the diagonal of ``cov``, else of the sample covariance."""
-        if self.cov is not None:
-            return lx.diagonal(self.cov)
-        return jnp.var(self.flat_samples(), axis=0, ddof=1)
+        """Marginal variances: the diagonal of ``cov``, else of the sample covariance.
+
+        Raises:
+            ValueError: (at run time under ``jax.jit``) if a variance from ``cov`` is
+                NaN, inf or <= 0: never a silent NaN standard deviation.
+        """
+        if self.cov is None:
+            return jnp.var(self.flat_samples(), axis=0, ddof=1)
+        var = lx.diagonal(self.cov)
+        return positive_error_if("cov diagonal (the variances)", var)
 
     def std(self) -> Float[Array, " D"]:
         """Marginal standard deviations."""

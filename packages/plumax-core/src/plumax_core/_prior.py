@@ -9,15 +9,17 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
-import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._params import ParamSpec
-from ._validation import as_float_array, check_finite, check_positive, is_concrete
-
-#: covariances up to this size are fully checked for symmetric positive-definiteness
-_DENSE_CHECK_MAX = 512
+from ._validation import (
+    as_float_array,
+    check_covariance,
+    check_finite,
+    covariance_error_if,
+    positive_error_if,
+)
 
 
 class AbstractPrior(eqx.Module):
@@ -65,7 +67,10 @@ class GaussianPrior(AbstractPrior):
 
     Attributes:
         mean: ``(D,)`` mean of ``z``.
-        cov: ``D x D`` covariance of ``z``.
+        cov: ``D x D`` covariance of ``z``, checked symmetric positive definite by
+            :func:`plumax_core.validation.check_covariance` (in full up to D = 512,
+            by probes above); a traced diagonal or dense ``cov`` is checked at run
+            time (finite, positive variances).
         param_spec: the parameter layout.
     """
 
@@ -80,7 +85,7 @@ class GaussianPrior(AbstractPrior):
             if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
                 raise ValueError(f"`cov` must be a square matrix or operator, got {arr.shape}")
             cov = lx.MatrixLinearOperator(arr, lx.positive_semidefinite_tag)
-        self.cov = cov
+        self.cov = covariance_error_if("cov", cov)
         self.param_spec = param_spec
 
     def __check_init__(self):
@@ -94,21 +99,17 @@ class GaussianPrior(AbstractPrior):
             raise ValueError(
                 f"`cov` must be {d}x{d}, got {self.cov.out_size()}x{self.cov.in_size()}"
             )
-        diag = lx.diagonal(self.cov)
-        check_positive("cov diagonal", diag)
-        if d <= _DENSE_CHECK_MAX and is_concrete(diag):
-            # small problems: a full symmetric positive-definiteness check
-            mat = np.asarray(self.cov.as_matrix(), dtype=np.float64)
-            if not np.allclose(mat, mat.T, rtol=1e-6, atol=1e-12 * np.abs(mat).max()):
-                raise ValueError("`cov` must be symmetric")
-            if np.linalg.eigvalsh(mat).min() <= 0:
-                raise ValueError("`cov` must be positive definite (it has eigenvalues <= 0)")
+        check_covariance("cov", self.cov)
 
     @classmethod
     def from_std(cls, param_spec: ParamSpec, mean, std) -> "GaussianPrior":
-        """Independent Gaussian in unconstrained space with standard deviations ``std``."""
-        std = as_float_array("std", std)
-        check_positive("std", std)
+        """Independent Gaussian in unconstrained space with standard deviations ``std``.
+
+        ``std`` (broadcastable to ``(D,)``) must be finite and > 0: a concrete value is
+        checked now (``ValueError``), a traced one at run time (an error, never the
+        log-density of ``|std|``).
+        """
+        std = positive_error_if("std", as_float_array("std", std))
         d = (param_spec.size,)
         std = jnp.broadcast_to(std, d)
         mean = jnp.broadcast_to(as_float_array("mean", mean), d)
@@ -182,8 +183,7 @@ class MixturePrior(AbstractPrior):
         weights = as_float_array("weights", weights)
         if weights.shape != (len(components),):
             raise ValueError(f"`weights` must have shape ({len(components)},), got {weights.shape}")
-        check_finite("weights", weights)
-        check_positive("weights", weights)
+        weights = positive_error_if("weights", weights)
         self.components = components
         self.weights = weights / jnp.sum(weights)
         self.param_spec = spec

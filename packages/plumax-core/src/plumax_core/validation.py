@@ -1,16 +1,28 @@
-"""Eager argument checks shared by every plumax library.
+"""Argument checks shared by every plumax library.
 
-Each check runs on concrete values at construction time and is skipped for tracers
-(inside ``jax.jit`` use ``equinox.error_if``); every failure is a ``ValueError`` or
-``TypeError`` that names the offending argument.
+Each ``check_*`` runs on concrete values at construction time and is skipped for tracers;
+every failure is a ``ValueError`` or ``TypeError`` that names the offending argument.
+Inside ``jax.jit`` use :func:`error_if` (``equinox.error_if`` that records the message as
+a plumax check) or the ``*_error_if`` helpers, which apply the same rules at run time;
+:func:`clean_errors` and :func:`filter_jit` turn such a failure into
+:class:`InvalidInputError` (a ``ValueError``) carrying the check's message.
 """
 
+from ._errors import (
+    InvalidInputError as InvalidInputError,
+    clean_errors as clean_errors,
+    error_if as error_if,
+    filter_jit as filter_jit,
+)
 from ._validation import (
+    DENSE_CHECK_MAX as DENSE_CHECK_MAX,
     MAX_WIND_SPEED as MAX_WIND_SPEED,
     MIN_WIND_SPEED as MIN_WIND_SPEED,
     as_array as as_array,
     as_finite_float_array as as_finite_float_array,
     as_float_array as as_float_array,
+    check_coordinate as check_coordinate,
+    check_covariance as check_covariance,
     check_finite as check_finite,
     check_ndim as check_ndim,
     check_not_nan as check_not_nan,
@@ -20,5 +32,10 @@ from ._validation import (
     check_square_operator as check_square_operator,
     check_value as check_value,
     check_wind_speed as check_wind_speed,
+    covariance_error_if as covariance_error_if,
     is_concrete as is_concrete,
+    positive_error_if as positive_error_if,
+    wind_speed_error_if as wind_speed_error_if,
+    wind_speed_messages as wind_speed_messages,
+    wind_speed_violations as wind_speed_violations,
 )

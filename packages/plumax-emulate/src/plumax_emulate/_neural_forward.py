@@ -15,7 +15,7 @@ Out-of-distribution inputs: params outside the `ParamSpec` support raise ``Value
 (the emulated model is undefined there). Inputs (unconstrained params and met features)
 outside the box spanned by the training draws (``input_lower``/``input_upper``) warn,
 raise or pass per ``ood``. The checks run on concrete inputs; under ``jit``/``vmap``/
-``grad`` ``ood="raise"`` becomes an `equinox.error_if` runtime error and ``"warn"`` is
+``grad`` ``ood="raise"`` becomes a `plumax_core.validation.error_if` runtime error and ``"warn"`` is
 skipped (call :meth:`NeuralForward.check_inputs` outside the transformation).
 """
 
@@ -31,6 +31,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from plumax_core import AbstractForwardModel, MetField, Observations, ParamSpec
+from plumax_core.validation import error_if
 
 from ._features import AbstractMetFeatures
 from ._nets import AbstractEmulatorNet
@@ -217,7 +218,7 @@ class NeuralForward(AbstractForwardModel):
                     raise ValueError(f"`params`/`met` out of distribution: {msg}")
                 warnings.warn(msg, OutOfDistributionWarning, stacklevel=4)
         elif self.ood == "raise":
-            x = eqx.error_if(
+            x = error_if(
                 x,
                 self.outside_training_box(x),
                 "emulator inputs outside the range of the training draws (ood='raise')",

@@ -2,8 +2,8 @@
 
 Generated in batches of (p, T) pairs with a tqdm progress bar, written atomically to
 NetCDF with CF attributes, and interpolated inside jit: bilinear in (ln p, T). Queries
-outside the table raise (``ValueError`` eagerly, ``eqx.error_if`` under jit) — the table
-never extrapolates.
+outside the table raise (``ValueError`` eagerly, ``plumax_core.validation.error_if``
+under jit) — the table never extrapolates.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from plumax_core.validation import error_if
+
 from ._hitran import LineList
 from ._spectroscopy import cross_section
 
@@ -28,7 +30,7 @@ def _is_tracer(x) -> bool:
 def _check_range(name, x, lo, hi):
     if _is_tracer(x) or _is_tracer(lo) or _is_tracer(hi):
         x = jnp.asarray(x)
-        return eqx.error_if(x, (x < lo) | (x > hi), f"`{name}` outside the LUT range")
+        return error_if(x, (x < lo) | (x > hi), f"`{name}` outside the LUT range")
     v = np.asarray(x)
     if np.any(~np.isfinite(v)) or np.any(v < lo) or np.any(v > hi):
         raise ValueError(

@@ -12,7 +12,12 @@ Public API:
 
 import importlib.metadata
 
-from ._common import MIN_WIND_SPEED as MIN_WIND_SPEED, WIND_EXPONENTS as WIND_EXPONENTS
+from plumax_core.validation import (
+    MAX_WIND_SPEED as MAX_WIND_SPEED,
+    MIN_WIND_SPEED as MIN_WIND_SPEED,
+)
+
+from ._common import WIND_EXPONENTS as WIND_EXPONENTS
 from ._dispersion import TERRAINS as TERRAINS, sigma_y as sigma_y, sigma_z as sigma_z
 from ._geometry import (
     M_AIR as M_AIR,

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from plumax_core import MetField, ParamSpec
+from plumax_core import MetField, ParamSpec, clean_errors
+from plumax_core.validation import (
+    MAX_WIND_SPEED,
+    check_wind_speed,
+    error_if,
+    wind_speed_violations,
+)
 
 from ._stability import pasquill_class_from_obukhov
 
-#: Default minimum wind speed, m/s. In light winds the Gaussian models' neglect of
-#: along-wind diffusion fails (Turner 1970; Hanna, Briggs & Hosker 1982, ch. 4) and the
-#: measured wind direction is unreliable (cup and vane starting thresholds are about
-#: 0.5 m/s: US EPA 2000, *Meteorological Monitoring Guidance*, EPA-454/R-99-005, §5).
-#: A slower (or zero, or negative) wind raises; it is never clipped.
-MIN_WIND_SPEED = 0.5
+#: How the models name the wind speed they read (``met.wind_speed = hypot(u, v)``, m/s)
+#: in their error messages. The rule is core's one wind-speed rule
+#: (:func:`plumax_core.validation.check_wind_speed`): finite and in
+#: ``[min_wind_speed, MAX_WIND_SPEED]``, ``min_wind_speed`` defaulting to core's
+#: ``MIN_WIND_SPEED`` (0.5 m/s: below it the Gaussian models' neglect of along-wind
+#: diffusion fails, Turner 1970; Hanna, Briggs & Hosker 1982, ch. 4). A wind outside the
+#: rule raises; it is never clipped.
+WIND_NAME = "met.wind_speed"
 
 #: Irwin (1979) power-law wind-profile exponents by class A-F (as used in US EPA ISC3).
 WIND_EXPONENTS = {
@@ -33,12 +40,17 @@ def is_concrete(*xs) -> bool:
 
 
 def guard(x: Array, bad, msg: str) -> Array:
-    """Raise ``ValueError(msg)`` now if ``bad`` is concretely true, else ``eqx.error_if``."""
+    """Raise ``ValueError(msg)`` now if ``bad`` is concretely true, else a run-time check.
+
+    The run-time check is :func:`plumax_core.validation.error_if`, so under
+    :func:`plumax_core.clean_errors` (which every model call uses) it surfaces as
+    :class:`plumax_core.InvalidInputError` with ``msg``.
+    """
     if is_concrete(bad):
         if bool(np.any(np.asarray(bad))):
             raise ValueError(msg)
         return x
-    return eqx.error_if(x, jnp.any(bad), msg)
+    return error_if(x, jnp.any(bad), msg)
 
 
 def check_params(spec: ParamSpec, params: Mapping[str, Array]) -> dict[str, Array]:
@@ -81,14 +93,26 @@ def stability_of(met: MetField, at=lambda a: a) -> Array:
     )
 
 
-def check_speed(speed: Array, floor: float, where: str = "wind speed") -> Array:
-    bad = ~(speed >= floor)
-    return guard(
-        speed,
-        bad,
-        f"{where} must be >= {floor} m/s (the Gaussian models' documented minimum; "
-        "zero, negative and calm winds are outside their validity)",
-    )
+def check_min_wind_speed(min_wind_speed: float) -> float:
+    """``min_wind_speed`` (m/s) as a float in ``(0, MAX_WIND_SPEED)``, else ``ValueError``."""
+    value = float(min_wind_speed)
+    if not 0.0 < value < MAX_WIND_SPEED:
+        raise ValueError(
+            f"`min_wind_speed` must be > 0 and < {MAX_WIND_SPEED:g} m/s, got {min_wind_speed!r}"
+        )
+    return value
+
+
+def check_wind(check: Checks, x: Array, speed: Array, minimum: float) -> Array:
+    """``x``, with core's wind-speed rule applied to ``speed`` (m/s) through ``check``.
+
+    Eagerly the rule has already been applied by :func:`run_checked`; traced, each part
+    of it (not finite, below ``minimum``, above ``MAX_WIND_SPEED``) is an ``error_if``
+    (or a NaN flag with ``strict=False``) carrying core's message word for word.
+    """
+    for bad, msg in wind_speed_violations(WIND_NAME, speed, minimum=minimum):
+        x = check(x, bad, msg)
+    return x
 
 
 def profile_speed(speed, height, stability, terrain: str, reference_height: float | None):
@@ -118,7 +142,7 @@ class Checks:
 
     def __call__(self, x: Array, bad, msg: str) -> Array:
         if self.inside and self.strict:
-            return eqx.error_if(x, jnp.any(bad), msg)
+            return error_if(x, jnp.any(bad), msg)
         prev = self.flags.get(msg)
         flag = jnp.any(bad)
         self.flags[msg] = flag if prev is None else prev | flag
@@ -135,15 +159,23 @@ def run_checked(core, model, params: Mapping[str, Array], met: MetField):
     """Validate ``params``, run the jitted ``core(model, p, met, inside)``, raise its flags.
 
     ``inside`` is True when the caller is itself traced (checks become
-    ``equinox.error_if``, or NaN observations when ``model.strict`` is False);
-    eagerly, the flags ``core`` returns become ``ValueError``s.
+    :func:`plumax_core.validation.error_if`, or NaN observations when ``model.strict``
+    is False); eagerly, the wind speed is checked first by core's rule
+    (:func:`plumax_core.validation.check_wind_speed`, ``ValueError``), the flags
+    ``core`` returns become ``ValueError``s, and a run-time check that fails inside the
+    jitted core surfaces as :class:`plumax_core.InvalidInputError` (a ``ValueError``
+    with the check's message), never as equinox's or XLA's wrapped runtime error.
     """
     p = check_params(model.param_spec, params)
     inside = not is_concrete(p, met)
-    obs, flags = core(model, p, met, inside)
     if not inside:
+        check_wind_speed(WIND_NAME, met.wind_speed, minimum=model.min_wind_speed)
+        with clean_errors():
+            obs, flags = core(model, p, met, inside)
         Checks.raise_flags(flags)
-    elif flags:
+        return obs
+    obs, flags = core(model, p, met, inside)
+    if flags:
         bad = jnp.any(jnp.stack([jnp.any(f) for f in flags.values()]))
         obs = obs.replace(values=jnp.where(bad, jnp.nan, obs.values))
     return obs
@@ -155,10 +187,3 @@ def check_support(spec: ParamSpec, p: dict[str, Array], check: Checks) -> dict[s
         ok = spec.in_support(p)
         p = dict(p, Q=check(p["Q"], ~ok, "params contain NaN or a value outside the support"))
     return p
-
-
-def speed_message(floor: float) -> str:
-    return (
-        f"`met` wind speed must be >= {floor} m/s (the Gaussian models' documented minimum; "
-        "zero, negative and calm winds are outside their validity)"
-    )

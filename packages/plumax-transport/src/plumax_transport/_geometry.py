@@ -33,6 +33,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from plumax_core import Observations
+from plumax_core.validation import check_coordinate
 
 from ._reflection import vertical_density, vertical_fraction
 
@@ -51,13 +52,22 @@ def air_molar_density(temperature, pressure):
     return pressure / (R_GAS * temperature)
 
 
-def _coord(name: str, v) -> Array:
+def _coord(name: str, v, *, ascending: bool = False) -> Array:
+    """A finite, non-empty 1-D coordinate (m) as a float JAX array.
+
+    With ``ascending=True`` (grid axes) the values, as stored (float32 unless x64 is
+    enabled), must be strictly increasing: a repeated or decreasing coordinate raises.
+    """
     arr = np.asarray(v, dtype=float)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"`{name}` must be finite")
-    return jnp.asarray(arr)
+    out = jnp.asarray(arr)
+    if ascending:
+        # after the cast: two float64 values can round to one float32
+        check_coordinate(name, np.asarray(out))
+    return out
 
 
 class AbstractGeometry(eqx.Module):
@@ -153,7 +163,12 @@ class PointReceptors(AbstractGeometry):
 
 
 class AbstractGridGeometry(AbstractGeometry):
-    """A geometry on a regular ``(ny, nx)`` grid; subclasses have fields ``x`` and ``y``."""
+    """A geometry on a ``(ny, nx)`` grid; subclasses have fields ``x`` and ``y``.
+
+    Contract: ``x`` and ``y`` are finite, strictly ascending pixel-centre coordinates (m)
+    (a repeated or decreasing value raises ``ValueError`` naming the axis); the spacing
+    need not be even, the values being point samples at the centres.
+    """
 
     def horizontal(self):
         return self.x[None, :], self.y[:, None]
@@ -168,7 +183,8 @@ class ColumnImage(AbstractGridGeometry):
     """Vertically integrated enhancement on the grid ``y (ny,) x x (nx,)``, shape ``(ny, nx)``.
 
     Attributes:
-        x, y: grid-cell centres, m (the values are point samples at the centres).
+        x, y: grid-cell centres, m, ``(nx,)`` and ``(ny,)``, finite and strictly
+            ascending (the values are point samples at the centres).
         units: ``"ppm_m"``, ``"mol_m2"`` or ``"kg_m2"``.
         z_top: integrate from the ground to ``z_top`` (m) instead of the whole column
             (e.g. an aircraft flying below the lid); ``None`` = the whole column (exact,
@@ -181,8 +197,8 @@ class ColumnImage(AbstractGridGeometry):
     z_top: float | None = eqx.field(static=True)
 
     def __init__(self, x, y, *, units: str = "ppm_m", z_top: float | None = None):
-        self.x = _coord("x", x)
-        self.y = _coord("y", y)
+        self.x = _coord("x", x, ascending=True)
+        self.y = _coord("y", y, ascending=True)
         if units not in _COLUMN_UNITS:
             raise ValueError(f"`units` must be one of {tuple(_COLUMN_UNITS)}, got {units!r}")
         self.units = units
@@ -211,7 +227,7 @@ class ColumnAverage(AbstractGridGeometry):
     """Column-averaged dry-air mole-fraction enhancement (ppb) on a grid, ``(ny, nx)``.
 
     Attributes:
-        x, y: grid-cell centres, m.
+        x, y: grid-cell centres, m, ``(nx,)`` and ``(ny,)``, finite and strictly ascending.
         column_height: average over ``[0, h]`` (m) with the surface air density; ``None``
             averages over the whole dry-air column ``p_s/(g M_air)`` (satellite XCH4).
     """
@@ -221,8 +237,8 @@ class ColumnAverage(AbstractGridGeometry):
     column_height: float | None = eqx.field(static=True)
 
     def __init__(self, x, y, *, column_height: float | None = None):
-        self.x = _coord("x", x)
-        self.y = _coord("y", y)
+        self.x = _coord("x", x, ascending=True)
+        self.y = _coord("y", y, ascending=True)
         if column_height is not None and not (np.isfinite(column_height) and column_height > 0):
             raise ValueError(f"`column_height` must be finite and > 0 m, got {column_height!r}")
         self.column_height = None if column_height is None else float(column_height)

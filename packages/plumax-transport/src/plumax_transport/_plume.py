@@ -36,15 +36,16 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from plumax_core import AbstractForwardModel, MetField, Observations, Param, ParamSpec
+from plumax_core.validation import MIN_WIND_SPEED
 
 from ._common import (
-    MIN_WIND_SPEED,
     Checks,
+    check_min_wind_speed,
     check_support,
+    check_wind,
     one,
     profile_speed,
     run_checked,
-    speed_message,
     stability_of,
 )
 from ._dispersion import check_terrain, sigma_y, sigma_z
@@ -92,7 +93,11 @@ class GaussianPlume(AbstractForwardModel):
         plume_rise: Briggs vent properties, or None (a cold, passive release: no rise).
         reference_height: height (m) of the met wind for the power-law profile; None
             disables the profile (the met wind is used at every height).
-        min_wind_speed: documented floor, m/s; slower winds raise.
+        min_wind_speed: floor of core's wind-speed rule, m/s (default
+            ``plumax_core.validation.MIN_WIND_SPEED`` = 0.5): the met wind speed must be
+            finite and in ``[min_wind_speed, MAX_WIND_SPEED]``; any other raises (it is
+            never clipped). Raise it to be stricter; lowering it leaves the range where
+            the Gaussian plume is valid (see the module docstring's references).
         check_upwind: raise when every receptor is upwind of the source.
         strict: when the call is traced (jit/vmap/grad), raise on invalid input
             (True, default) or return NaN observations (False). Use False under samplers
@@ -125,8 +130,7 @@ class GaussianPlume(AbstractForwardModel):
             raise ValueError(f"`n_images` must be a non-negative int, got {self.n_images!r}")
         if self.reference_height is not None and not self.reference_height > 0:
             raise ValueError("`reference_height` must be > 0 m or None")
-        if not self.min_wind_speed > 0:
-            raise ValueError("`min_wind_speed` must be > 0 m/s")
+        check_min_wind_speed(self.min_wind_speed)
 
     @property
     def param_spec(self) -> ParamSpec:
@@ -139,7 +143,7 @@ class GaussianPlume(AbstractForwardModel):
         check = Checks(inside=True) if check is None else check
         ux, uy = one("u", met.u), one("v", met.v)
         speed = jnp.hypot(ux, uy)
-        speed = check(speed, ~(speed >= self.min_wind_speed), speed_message(self.min_wind_speed))
+        speed = check_wind(check, speed, speed, self.min_wind_speed)
         stab = stability_of(met)
         stab = check(stab, (stab < 0) | (stab > 5), "`met.stability_class` must be in 0-5 (A-F)")
         u = profile_speed(speed, H, stab, self.terrain, self.reference_height)

@@ -42,15 +42,16 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from plumax_core import AbstractForwardModel, MetField, Observations, Param, ParamSpec
+from plumax_core.validation import MIN_WIND_SPEED
 
 from ._common import (
-    MIN_WIND_SPEED,
     Checks,
+    check_min_wind_speed,
     check_support,
+    check_wind,
     one,
     profile_speed,
     run_checked,
-    speed_message,
     stability_of,
 )
 from ._dispersion import check_terrain, sigma_y, sigma_z
@@ -209,7 +210,7 @@ class GaussianPuff(AbstractForwardModel):
         self.n_images = int(n_images)
         self.method = method
         self.reference_height = reference_height
-        self.min_wind_speed = float(min_wind_speed)
+        self.min_wind_speed = check_min_wind_speed(min_wind_speed)
         self.strict = bool(strict)
         tau, overlap = puff_intervals(edges, self.puff_interval, self.obs_time)
         self._tau = tuple(float(t) for t in tau)
@@ -256,8 +257,7 @@ class GaussianPuff(AbstractForwardModel):
         t_rel = jnp.asarray(0.5 * (tau[:-1] + tau[1:]), dtype=dtype)
         t_obs = jnp.asarray(self.obs_time, dtype=dtype)
         tm, u, v = _met_series(met, dtype)
-        msg = speed_message(self.min_wind_speed)
-        u = check(u, ~(jnp.hypot(u, v) >= self.min_wind_speed), msg)
+        u = check_wind(check, u, jnp.hypot(u, v), self.min_wind_speed)
         if tm is None:
             age = t_obs - t_rel
             return u * age, v * age, jnp.hypot(u, v) * age

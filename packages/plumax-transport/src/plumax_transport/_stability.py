@@ -39,12 +39,13 @@ Two independent routes to the class index 0-5 (A-F) used by the dispersion curve
 
 from __future__ import annotations
 
-import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from plumax_core import STABILITY_CLASSES
+from plumax_core import STABILITY_CLASSES, stability_index
+from plumax_core.validation import check_wind_speed, error_if
 
 _INSOLATION = ("strong", "moderate", "slight")
 # rows: wind < 2, 2-3, 3-5, 5-6, > 6 m/s.  Columns: strong, moderate, slight,
@@ -79,8 +80,19 @@ def pasquill_class(
 ) -> str:
     """Pasquill class letter from 10 m wind speed and insolation / night cloud cover.
 
+    ``wind_speed`` follows core's one wind-speed rule
+    (:func:`plumax_core.validation.check_wind_speed`) with its floor lowered to 0: this
+    is a *measured* surface wind being classified, not a wind fed to a plume model, and
+    Pasquill's first row ("< 2 m/s") includes light and calm winds (calm and sunny is
+    class A, the most unstable), so values in [0, 0.5) m/s are meaningful here. NaN,
+    inf, negative speeds and speeds above ``MAX_WIND_SPEED`` (120 m/s) raise as
+    everywhere else. A plume model given the resulting class still refuses a wind below
+    its own 0.5 m/s floor.
+
     Args:
-        wind_speed: surface (10 m) wind speed, m/s, finite and >= 0.
+        wind_speed: surface (10 m) wind speed, m/s, finite, in [0, 120]; a concrete
+            value (this is a table lookup returning a letter, not a traceable
+            function).
         daytime: True between sunrise and sunset.
         insolation: by day, ``"strong"``, ``"moderate"``, ``"slight"`` or
             ``"overcast"`` (overcast gives D).
@@ -94,12 +106,19 @@ def pasquill_class(
         One of ``"A".."F"``.
 
     Raises:
-        ValueError: for a negative or non-finite wind speed, an unknown insolation, a
-            missing or out-of-range cloud cover, or an unknown ``intermediate``.
+        ValueError: for a wind speed outside the rule above (or traced), an unknown
+            insolation, a missing or out-of-range cloud cover, or an unknown
+            ``intermediate``.
     """
+    if isinstance(wind_speed, jax.core.Tracer):
+        raise ValueError(
+            "`wind_speed` must be a concrete number: pasquill_class is a table lookup that "
+            "returns a letter and cannot run under jax.jit/vmap/grad"
+        )
+    if np.ndim(wind_speed) != 0:
+        raise ValueError(f"`wind_speed` must be a single value in m/s, got {wind_speed!r}")
+    check_wind_speed("wind_speed", wind_speed, minimum=0.0)
     u = float(wind_speed)
-    if not np.isfinite(u) or u < 0:
-        raise ValueError(f"`wind_speed` must be finite and >= 0 m/s, got {wind_speed!r}")
     if intermediate not in ("unstable", "stable"):
         raise ValueError(f"`intermediate` must be 'unstable' or 'stable', got {intermediate!r}")
     row = int(np.searchsorted(np.asarray(_WIND_EDGES), u, side="right"))
@@ -144,7 +163,7 @@ def pasquill_class_from_obukhov(
     """Pasquill class index 0-5 from the Obukhov length (m) and roughness length (m).
 
     ``L = ±inf`` is neutral (D). Works on traced arrays (jit/vmap); concrete inputs are
-    checked eagerly, traced ones with ``equinox.error_if``.
+    checked eagerly, traced ones at run time (:func:`plumax_core.validation.error_if`).
 
     Raises:
         ValueError: for NaN or zero ``obukhov_length`` or ``z0`` outside [1e-3, 1] m.
@@ -156,8 +175,8 @@ def pasquill_class_from_obukhov(
     try:
         bl, bz = bool(np.any(np.asarray(bad_L))), bool(np.any(np.asarray(bad_z0)))
     except Exception:  # traced
-        L = eqx.error_if(L, bad_L, "`obukhov_length` must be non-zero and not NaN")
-        L = eqx.error_if(L, jnp.any(bad_z0), "`z0` must be in [1e-3, 1] m for Golder (1972)")
+        L = error_if(L, bad_L, "`obukhov_length` must be non-zero and not NaN")
+        L = error_if(L, jnp.any(bad_z0), "`z0` must be in [1e-3, 1] m for Golder (1972)")
     else:
         if bl:
             raise ValueError("`obukhov_length` must be non-zero and not NaN (inf = neutral)")
@@ -169,5 +188,10 @@ def pasquill_class_from_obukhov(
 
 
 def class_letter(index: int) -> str:
-    """``0..5`` -> ``"A".."F"``."""
-    return STABILITY_CLASSES[int(index)]
+    """``0..5`` -> ``"A".."F"`` (a concrete index: a letter is not a JAX value)."""
+    if isinstance(index, jax.core.Tracer):
+        raise ValueError(
+            "`index` (stability class) must be concrete to give a letter; inside jax.jit "
+            "keep the integer index 0-5"
+        )
+    return STABILITY_CLASSES[stability_index(index)]

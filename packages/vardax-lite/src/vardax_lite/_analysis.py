@@ -1,14 +1,18 @@
 """The analysis protocol: every inference maps a :class:`Problem` to a ``Posterior``."""
 
 import abc
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import equinox as eqx
 from jaxtyping import PRNGKeyArray
 
-from plumax_core import Posterior, Provenance, make_provenance
+from plumax_core import Posterior, Provenance, clean_errors, make_provenance
 
 from ._problem import Problem
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class AbstractAnalysis(eqx.Module):
@@ -34,6 +38,23 @@ class AbstractAnalysis(eqx.Module):
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+def clean_input_errors(method: _F) -> _F:
+    """Run ``method`` (an analysis' ``posterior``) under :func:`plumax_core.clean_errors`.
+
+    The solvers compile the forward model; an input check of the model that fails there
+    (e.g. a wind below the plume's 0.5 m/s floor) reaches the caller as
+    :class:`plumax_core.InvalidInputError` (a ``ValueError`` with the check's message)
+    instead of an equinox / XLA runtime error. Other errors pass through unchanged.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with clean_errors():
+            return method(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def provenance_for(

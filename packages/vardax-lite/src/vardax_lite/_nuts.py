@@ -22,7 +22,7 @@ from jaxtyping import PRNGKeyArray
 
 from plumax_core import GaussianPrior, Posterior
 
-from ._analysis import AbstractAnalysis, provenance_for
+from ._analysis import AbstractAnalysis, clean_input_errors, provenance_for
 from ._map import solve_map
 from ._problem import Problem, _is_diagonal
 
@@ -171,6 +171,7 @@ class NUTSOracle(AbstractAnalysis):
         mcmc.run(key, extra_fields=("diverging",))
         return mcmc, info
 
+    @clean_input_errors
     def posterior(self, problem: Problem, *, key: PRNGKeyArray | None = None) -> Posterior:
         """Sample; return a Posterior with ``samples`` and R-hat / ESS in provenance."""
         from numpyro.diagnostics import effective_sample_size, split_gelman_rubin

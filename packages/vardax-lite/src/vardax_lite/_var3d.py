@@ -23,7 +23,7 @@ from jaxtyping import Array, PRNGKeyArray
 from plumax_core import Posterior
 
 from ._adapters import AbstractPosteriorAdapter, select_adapter
-from ._analysis import AbstractAnalysis, provenance_for
+from ._analysis import AbstractAnalysis, clean_input_errors, provenance_for
 from ._map import SOLVERS, MAPResult, check_solver, solve_map_jit
 from ._problem import Problem
 
@@ -97,6 +97,7 @@ class ThreeDVar(AbstractAnalysis):
             max_steps=self.max_steps,
         )
 
+    @clean_input_errors
     def posterior(
         self, problem: Problem, *, key: PRNGKeyArray | None = None, z0: Array | None = None
     ) -> Posterior:

@@ -29,7 +29,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from plumax_core import AbstractForwardModel, Observations, Posterior, gates
 
 from ._adapters import AbstractPosteriorAdapter, _whitened_hessian, laplace_from_hessian
-from ._analysis import AbstractAnalysis, provenance_for
+from ._analysis import AbstractAnalysis, clean_input_errors, provenance_for
 from ._map import SOLVERS, check_solver, solve_map_jit
 from ._problem import Problem
 from ._var3d import map_posterior
@@ -125,6 +125,7 @@ class StrongFourDVar(AbstractAnalysis):
         if self.solver not in SOLVERS:
             raise ValueError(f"`solver` must be one of {SOLVERS}, got {self.solver!r}")
 
+    @clean_input_errors
     def posterior(self, problem: Problem, *, key: PRNGKeyArray | None = None) -> Posterior:
         check_solver(self.solver, problem.likelihood)
         chi0 = jnp.zeros(problem.dim, problem.z_b.dtype)
@@ -177,6 +178,7 @@ class IncrementalFourDVar(AbstractAnalysis):
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"`{name}` must be a positive int, got {v!r}")
 
+    @clean_input_errors
     def posterior(self, problem: Problem, *, key: PRNGKeyArray | None = None) -> Posterior:
         del key
         if problem.likelihood != "gaussian":
@@ -256,6 +258,7 @@ class WeakFourDVar(AbstractAnalysis):
 
         return residuals, d + K * n
 
+    @clean_input_errors
     def posterior(self, problem: Problem, *, key: PRNGKeyArray | None = None) -> Posterior:
         del key
         import optimistix as optx
