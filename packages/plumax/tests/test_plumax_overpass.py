@@ -60,6 +60,19 @@ def test_retrieval_tracks_the_true_column(scene):
     assert abs(np.mean(z)) < 0.5 and 0.5 < np.std(z) < 1.5
 
 
+def test_retrieval_gain_does_not_follow_the_surface_albedo(scene):
+    """Albedo correction (Thompson et al. 2016): uncorrected, the filter's response to a
+    plume pixel scales with its brightness (slope 1.05 of enhancement/truth against
+    albedo/mean albedo here), a per-pixel gain error the inversion cannot model."""
+    ret = retrieve(scene, optimal_estimation=False)
+    truth = np.asarray(scene.column["values"])
+    sel = ret.valid & (truth > 300.0)
+    assert sel.sum() >= 20
+    ratio = ret.enhancement[sel] / truth[sel]
+    slope = np.polyfit(scene.albedo[sel] / scene.albedo.mean(), ratio, 1)[0]
+    assert abs(slope) < 0.3
+
+
 def test_gain_uncertainty_matches_lognormal_closed_form(x64):
     # a lognormal Q posterior (sd 0.1 in log space) times a lognormal gain (sd 0.1)
     # is lognormal with sd sqrt(0.1^2 + 0.1^2): compare the 90% interval
@@ -121,6 +134,90 @@ def test_radiance_scene_reader_rejects_bad_files(scene, edit, message):
     ds = edit(scene.to_dataset())
     with pytest.raises((ValueError, KeyError), match=message):
         read_radiance_scene(ds)
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda ds: ds.assign(radiance=-ds["radiance"]), "negative value"),
+        (lambda ds: ds.assign(radiance=ds["radiance"] * 0.0), "mean over the valid pixels"),
+        (
+            lambda ds: ds.assign(radiance=ds["radiance"] * 0.0 + ds["radiance"].mean(("x", "y"))),
+            "does not vary",
+        ),
+        (lambda ds: ds.isel(band=[5]), "at least 2"),
+    ],
+    ids=["negated", "all-zero", "uniform", "one-band"],
+)
+def test_impossible_radiance_is_rejected_by_name(scene, edit, needle):
+    """Each of these was retrieved and written before (or failed with "`alpha` beyond
+    the saturation curve's range" for one band)."""
+    from plumax.pipelines import read_radiance_scene
+
+    ds = edit(scene.to_dataset())
+    ds["radiance"].attrs["units"] = scene.to_dataset()["radiance"].attrs["units"]
+    with pytest.raises(ValueError, match=needle) as info:
+        read_radiance_scene(ds)
+    assert "`radiance`" in str(info.value)
+    # retrieve() applies the same rules to a scene built in code
+    import dataclasses
+
+    bad = dataclasses.replace(scene, radiance=np.asarray(ds["radiance"].values))
+    if bad.radiance.shape[-1] == scene.radiance.shape[-1]:
+        with pytest.raises(ValueError, match=needle):
+            retrieve(bad, optimal_estimation=False)
+
+
+def test_too_few_valid_pixels_says_how_many_remain(scene):
+    """The classic filter needs more valid background pixels than bands."""
+    import dataclasses
+
+    m = scene.radiance.shape[-1]
+    rad = scene.radiance.copy()
+    flat = rad.reshape(-1, m)
+    flat[m - 5 :] = np.nan  # keep m - 5 finite pixels of 256
+    bad = dataclasses.replace(scene, radiance=rad, sigma=None)
+    n_bad = 256 - (m - 5)
+    with pytest.raises(
+        ValueError, match=rf"only {m - 5} of 256 pixels .*{n_bad} non-finite.* at least {m + 1}"
+    ):
+        retrieve(bad, optimal_estimation=False)
+
+
+def test_float32_coordinates_round_trip_through_netcdf(scene, tmp_path):
+    """``plumax demo`` writes float32 pixel centres (24 px of 1440/23 m from -180 m):
+    not exactly evenly spaced in float32, and rejected by the old float64 tolerance.
+    The rule is core's one coordinate rule (``check_coordinate``)."""
+    import xarray as xr
+
+    from plumax.pipelines import read_radiance_scene
+
+    ds = scene.to_dataset()
+    x32 = np.linspace(1100.0, 2100.0, 16).astype(np.float32)  # spacing 66.67 m
+    d = np.diff(x32.astype(np.float64))
+    assert not np.allclose(d, d[0], rtol=1e-6)  # the old rule fails here
+    ds = ds.assign_coords(x=("x", x32, ds["x"].attrs))
+    path = tmp_path / "scene32.nc"
+    ds.to_netcdf(path)
+    with xr.open_dataset(path) as back_ds:
+        assert back_ds["x"].dtype == np.float32
+        back = read_radiance_scene(back_ds.load())
+    assert back.pixel_size == pytest.approx(1000.0 / 15, rel=1e-6)
+    # a real irregularity is still caught, with the numbers
+    x_bad = x32.copy()
+    x_bad[7] += 1.0
+    with pytest.raises(ValueError, match="coordinate 'x'` must be evenly spaced"):
+        read_radiance_scene(ds.assign_coords(x=("x", x_bad, ds["x"].attrs)))
+
+
+def test_simulate_radiance_checks_the_wind():
+    with pytest.raises(ValueError, match="wind_speed"):
+        simulate_radiance(q_kgh=100.0, wind_speed=0.1, key_surface=jr.key(0), key_noise=jr.key(1))
+
+
+def test_retrieval_summary_has_no_warnings_when_a_plume_is_found(scene):
+    info = retrieve(scene, optimal_estimation=False).summary()
+    assert info["warnings"] == [] and info["mask_pixels"] > 0
 
 
 def _without(ds, attr):

@@ -48,6 +48,7 @@ def test_laplace_recovers_the_source(laplace):
     assert s["x0"]["lo"] <= 10.0 <= s["x0"]["hi"]
     assert s["y0"]["lo"] <= -5.0 <= s["y0"]["hi"]
     assert s["converged"] is True
+    assert s["warnings"] == [] and s["diagnostics"]["passed"] is True
     # kg/s inside: the posterior mean is log Q with Q in kg/s
     assert float(jnp.exp(laplace.posterior.mean[0])) * 3600 == pytest.approx(s["Q"]["median"])
     # a real posterior: narrower than the prior (log-std 1.5) by far
@@ -99,6 +100,8 @@ def test_plume_prior_layout():
     [
         ({"q_kgh": -1.0}, "q_kgh"),
         ({"q_kgh": 10.0, "wind_speed": -3.0}, "wind_speed"),
+        ({"q_kgh": 10.0, "wind_speed": 0.1}, "wind_speed"),  # > 0 was the old rule
+        ({"q_kgh": 10.0, "wind_speed": 1e6}, "wind_speed"),
         ({"q_kgh": 10.0, "noise": 0.0}, "noise"),
         ({"q_kgh": 10.0, "stability": "Z"}, "stability"),
     ],

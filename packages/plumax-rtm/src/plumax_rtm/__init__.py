@@ -3,7 +3,8 @@
 Spectroscopy (HITRAN lines, Voigt), absorption sources (line-by-line, look-up tables,
 the shipped mag1c-derived effective CH4 table), a two-way Beer-Lambert forward model,
 instruments as lineax operators, matched filters, optimal estimation and flux
-quantification. See ``docs/rtm/``.
+quantification, and the plausibility rules for radiance cubes and methane enhancements.
+See ``docs/rtm/``.
 """
 
 import importlib.metadata
@@ -75,6 +76,18 @@ from ._oe import (
     state_names as state_names,
 )
 from ._operator import RadianceOperator as RadianceOperator
+from ._plausibility import (
+    AIR_COLUMN_STP_M as AIR_COLUMN_STP_M,
+    BACKGROUND_CH4_PPM as BACKGROUND_CH4_PPM,
+    ENHANCEMENT_BOUNDS as ENHANCEMENT_BOUNDS,
+    MIN_BANDS as MIN_BANDS,
+    NOISE_MARGIN_SIGMA as NOISE_MARGIN_SIGMA,
+    check_background_pixels as check_background_pixels,
+    check_enhancement as check_enhancement,
+    check_radiance as check_radiance,
+    check_target as check_target,
+    min_background_pixels as min_background_pixels,
+)
 from ._scene import scene_matched_filter as scene_matched_filter
 from ._spectroscopy import (
     core_points as core_points,

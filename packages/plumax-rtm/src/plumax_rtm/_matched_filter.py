@@ -27,6 +27,7 @@ from plumax_core import linalg as plx
 
 from ._forward import BeerLambertRTM
 from ._instruments import SpectralResponse
+from ._plausibility import check_background_pixels, check_radiance, check_target
 
 COVARIANCES = ("classic", "shrinkage", "lowrank")
 
@@ -143,6 +144,8 @@ def _prepare(radiance, target, wavelengths):
     n_masked = int(np.sum(~np.asarray(valid)))
     if n_masked == valid.size:
         raise ValueError("`radiance` has no pixel with all-finite values")
+    check_radiance(np.asarray(x), wavelengths=wavelengths)
+    check_target(k)
     return x, k, valid, n_masked
 
 
@@ -160,6 +163,12 @@ def matched_filter(
 ) -> MatchedFilterResult:
     """Matched-filter enhancement (ppm·m) for each pixel of a radiance cube.
 
+    The inputs are checked first (:func:`check_radiance`, :func:`check_target`): at
+    least 2 bands, no negative radiance, positive band means, spatial variance in every
+    band, a target that varies across bands; and, for scene-wide statistics, more valid
+    background pixels than the covariance model needs (:func:`min_background_pixels`:
+    ``m + 1`` for ``"classic"``).
+
     Args:
         radiance: ``(..., m)`` radiances (any leading shape; ``(ny, nx, m)`` for
             ``columnwise``). Pixels with any non-finite band are masked (NaN output,
@@ -169,11 +178,22 @@ def matched_filter(
         covariance: ``"classic"`` (sample), ``"shrinkage"`` (Ledoit-Wolf) or
             ``"lowrank"`` (``rank`` eigenmodes + diagonal, Woodbury solve).
         ridge: diagonal loading, fraction of the mean variance.
-        albedo_correction: divide by ``r = xᵀμ/μᵀμ``.
-        columnwise: one ``μ, C`` per column ``x`` of an ``(ny, nx, m)`` cube.
+        albedo_correction: divide by ``r = xᵀμ/μᵀμ``, the pixel's relative brightness
+            (Thompson et al. 2016): the filter's response to a given enhancement scales
+            with ``r``, so without it the scatter of surface albedo is a per-pixel gain
+            error on plume pixels. ``uncertainty`` is unchanged, which is right when the
+            pixel noise scales with its radiance (SNR-limited: the noise of ``α`` then
+            scales with ``r`` too).
+        columnwise: one ``μ, C`` per column ``x`` of an ``(ny, nx, m)`` cube. The
+            pixel-count rule is not applied per column: a column with ``ny <= m`` valid
+            pixels has a singular sample covariance that only ``ridge`` regularises.
         exclude: optional bool mask (leading shape) of pixels left out of the background
             statistics, e.g. a dilated plume mask from a first pass: a plume inside
             ``C`` shrinks the filter's response along the target (slope < 1).
+
+    Raises:
+        ValueError: bad shapes or options, implausible radiance (naming ``radiance``),
+            or too few valid background pixels (saying how many remain).
     """
     if covariance not in COVARIANCES:
         raise ValueError(f"`covariance` must be one of {COVARIANCES}, got {covariance!r}")
@@ -181,11 +201,23 @@ def matched_filter(
     shape = x.shape[:-1]
     xf = jnp.where(valid[..., None], x, 0.0)
     w = valid.astype(x.dtype)
+    n_excluded = 0
     if exclude is not None:
         ex = jnp.asarray(exclude, bool)
         if ex.shape != valid.shape:
             raise ValueError(f"`exclude` must have shape {valid.shape}, got {ex.shape}")
         w = w * (~ex).astype(x.dtype)
+        n_excluded = int(np.sum(np.asarray(valid & ex)))
+    if not columnwise:
+        check_background_pixels(
+            int(np.sum(np.asarray(w) > 0)),
+            x.shape[-1],
+            covariance=covariance,
+            rank=int(rank),
+            n_pixels=int(valid.size),
+            n_excluded=n_excluded,
+            n_invalid=n_masked,
+        )
     args = (k, covariance, int(rank), float(ridge), bool(albedo_correction))
     if columnwise:
         if x.ndim != 3:
@@ -220,6 +252,9 @@ def sparse_matched_filter(
     x, k, valid, n_masked = _prepare(radiance, target, wavelengths)
     shape = x.shape[:-1]
     m = x.shape[-1]
+    check_background_pixels(
+        int(valid.size) - n_masked, m, n_pixels=int(valid.size), n_invalid=n_masked
+    )
     xf = jnp.where(valid[..., None], x, 0.0).reshape(-1, m)
     w = valid.reshape(-1).astype(x.dtype)
 

@@ -38,6 +38,7 @@ from plumax_core import (
     ParamSpec,
     Posterior,
 )
+from plumax_core.validation import check_wind_speed
 
 from ._cycle import CycleBudget, CycleRun, gaussian_tier, run_cycle
 from ._fusion import FusedForwardModel, Instrument, fuse_observations
@@ -78,6 +79,7 @@ __all__ = [
     "invert",
     "plume_prior",
     "simulate",
+    "check_inputs",
     "summarise",
 ]
 
@@ -117,7 +119,8 @@ def simulate(
         q_kgh: true emission rate, kg/h (> 0).
         x0, y0: source position, m.
         height: release height, m (recorded as known, ``source_height``).
-        wind_speed: m/s (>= 0.5, the plume model's floor); wind_dir: degrees, from.
+        wind_speed: m/s, in ``[0.5, 120]`` (``plumax_core.validation.check_wind_speed``);
+            wind_dir: degrees, from.
         stability: Pasquill class A-F; pblh: boundary-layer height, m.
         geometry: a ``ColumnImage`` or ``PointReceptors``; None = :func:`default_geometry`.
         noise: 1-sigma Gaussian noise in the observation units (ppm m for a column
@@ -133,8 +136,7 @@ def simulate(
 
     if not (math.isfinite(q_kgh) and q_kgh > 0):
         raise ValueError(f"`q_kgh` (emission rate) must be > 0 kg/h, got {q_kgh}")
-    if not (math.isfinite(wind_speed) and wind_speed > 0):
-        raise ValueError(f"`wind_speed` must be > 0 m/s, got {wind_speed}")
+    check_wind_speed("wind_speed", wind_speed)
     if not (math.isfinite(noise) and noise > 0):
         raise ValueError(f"`noise` (1-sigma, observation units) must be > 0, got {noise}")
     met = MetField.uniform(
@@ -210,7 +212,9 @@ class Inversion:
         posterior: over the model's unconstrained parameters (``log Q`` in kg/s, ...).
         summary: per parameter ``{"units", "median", "mean", "std", "lo", "hi"}`` in
             physical units with ``Q`` in kg/h, plus ``"level"``, ``"method"``,
-            ``"converged"`` and, for a synthetic scene, ``"truth"``.
+            ``"converged"``, ``"diagnostics"`` (the posterior checks of
+            :func:`vardax_lite.inference_diagnostics`), ``"warnings"`` (a sentence per
+            failed check; empty when all pass) and, for a synthetic scene, ``"truth"``.
         method: ``"laplace"`` or ``"nuts"``.
     """
 
@@ -265,7 +269,11 @@ def summarise(
     return out
 
 
-def _as_scene(observations, met, model) -> tuple[Observations, MetField, AbstractForwardModel, Any]:
+def _as_scene(
+    observations, met, model
+) -> tuple[Observations, MetField, AbstractForwardModel, Any, bool]:
+    """``(observations, met, model, truth, from_scene)``; ``from_scene`` when read from a
+    scene (its variables then carry the file's names in error messages)."""
     truth = None
     if isinstance(observations, Scene):
         scene = observations
@@ -279,7 +287,31 @@ def _as_scene(observations, met, model) -> tuple[Observations, MetField, Abstrac
         model = scene.model if model is None else model
     if met is None or model is None:
         raise ValueError("pass `met` and `model` with bare Observations (or pass a scene Dataset)")
-    return observations, met, model, truth
+    return observations, met, model, truth, scene is not None
+
+
+def check_inputs(observations: Observations, met: MetField, *, from_scene: bool = False) -> None:
+    """The physical entry checks of :func:`invert` (one rule per quantity, each in its
+    library): the wind speed (``plumax_core.validation.check_wind_speed``: finite, 0.5-120
+    m/s) and the observed values (``plumax_rtm.check_enhancement``: finite where valid,
+    and within 10 sigma of the physical bounds of an enhancement of their ``kind``, e.g.
+    no column below minus the whole background methane column, about -17 100 ppm m).
+
+    Raises:
+        ValueError: naming the variable (``met_wind_speed`` / ``values`` of a scene
+            file, else ``met.wind_speed`` / ``observations.values``).
+    """
+    import plumax_rtm as pr
+
+    check_wind_speed("met_wind_speed" if from_scene else "met.wind_speed", met.wind_speed)
+    has_sigma = observations.sigma is not None or observations.noise is not None
+    pr.check_enhancement(
+        observations.values,
+        kind=observations.kind,
+        sigma=observations.sigma_full() if has_sigma else None,
+        mask=observations.mask,
+        name="values" if from_scene else "observations.values",
+    )
 
 
 def invert(
@@ -309,12 +341,25 @@ def invert(
         key: PRNG key for NUTS (default ``jr.key(0)``).
         level: credible level of the summary intervals.
         num_warmup, num_samples, num_chains: NUTS budget.
+
+    Returns:
+        An :class:`Inversion` whose ``summary`` also holds ``"diagnostics"``
+        (:meth:`vardax_lite.InferenceDiagnostics.to_dict`: convergence, posterior
+        contraction per parameter, chi-square fit at the MAP) and ``"warnings"``, one
+        sentence per failed check: an unconverged optimiser or sampler, a parameter the
+        data barely inform (contraction ``1 - var_post/var_prior`` < 0.5: the answer is
+        mostly the prior), or data no parameter value fits (p < 0.001).
+
+    Raises:
+        ValueError: an unknown ``method`` or an input that fails :func:`check_inputs`
+            (a wind speed outside 0.5-120 m/s, impossible observed values), naming it.
     """
     import vardax_lite as vx
 
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
-    obs, met, model, truth = _as_scene(observations, met, model)
+    obs, met, model, truth, from_scene = _as_scene(observations, met, model)
+    check_inputs(obs, met, from_scene=from_scene)
     prior = plume_prior(model.param_spec) if prior is None else prior
     problem = vx.Problem(model, met, obs, prior)
     key = jr.key(0) if key is None else key
@@ -331,6 +376,9 @@ def invert(
     summary = summarise(post, level=level)
     summary["method"] = method
     summary["converged"] = post.provenance.get("converged")
+    diagnostics = vx.inference_diagnostics(problem, post)
+    summary["diagnostics"] = diagnostics.to_dict()
+    summary["warnings"] = list(diagnostics.warnings)
     if truth is not None:
         summary["truth"] = truth
     return Inversion(post, summary, method)

@@ -12,6 +12,8 @@ in the unconstrained space of the model's ``param_spec``.
 * export: :class:`GaussianMarkLikelihood`;
 * diagnostics: :func:`averaging_kernel`, :func:`dfs`, :func:`dfs_hutchinson`,
   :func:`reduced_chi2`;
+* posterior checks: :func:`inference_diagnostics` (:func:`convergence_check`,
+  :func:`contraction_check` / :func:`posterior_contraction`, :func:`fit_check`);
 * validation: :func:`run_sbc`, :func:`compare_to_oracle` and the re-exported
   :mod:`plumax_core.gates`.
 """
@@ -40,6 +42,17 @@ from ._adapters import (
     select_adapter as select_adapter,
 )
 from ._analysis import AbstractAnalysis as AbstractAnalysis
+from ._checks import (
+    FIT_ALPHA as FIT_ALPHA,
+    MAX_RHAT as MAX_RHAT,
+    MIN_CONTRACTION as MIN_CONTRACTION,
+    InferenceDiagnostics as InferenceDiagnostics,
+    contraction_check as contraction_check,
+    convergence_check as convergence_check,
+    fit_check as fit_check,
+    inference_diagnostics as inference_diagnostics,
+    posterior_contraction as posterior_contraction,
+)
 from ._diagnostics import (
     averaging_kernel as averaging_kernel,
     dfs as dfs,
