@@ -2,9 +2,11 @@
 
 Every command reads and writes documented files (NetCDF scenes, JSON posteriors, an
 artifact registry). Emission rates are kg/h here and kg/s inside. Bad input prints one
-line starting with ``error:`` to stderr and exits with status 1 (2 for a usage error);
-outputs are written to a temporary file and renamed, so a failed run leaves none behind.
-Set ``PLUMAX_DEBUG=1`` to see full tracebacks.
+line starting with ``error:`` to stderr and exits with status 1 (2 for a usage error).
+No command writes over one of its inputs (:func:`check_outputs`); each output file is
+written to a temporary file and renamed, and ``plumax demo`` publishes its folder whole
+(:mod:`plumax._outputs`), so a failed run leaves no partial output behind. Set
+``PLUMAX_DEBUG=1`` to see full tracebacks.
 """
 
 from pathlib import Path
@@ -15,11 +17,13 @@ from rich.table import Table
 
 from ._cli_common import (
     CLIError,
-    check_out_folder,
+    check_outputs,
     err_console,
     friendly,
     open_scene,
     out_console,
+    print_warnings,
+    warn,
 )
 from ._cli_population import population
 from ._cli_registry import registry_app
@@ -54,7 +58,7 @@ def simulate(
     x0: Annotated[float, typer.Option(help="Source easting, m.")] = 0.0,
     y0: Annotated[float, typer.Option(help="Source northing, m.")] = 0.0,
     height: Annotated[float, typer.Option(help="Release height, m (known).")] = 5.0,
-    wind_speed: Annotated[float, typer.Option(help="Wind speed, m/s (>= 0.5).")] = 4.0,
+    wind_speed: Annotated[float, typer.Option(help="Wind speed, m/s (0.5 to 120).")] = 4.0,
     wind_dir: Annotated[float, typer.Option(help="Wind direction it blows FROM, deg.")] = 270.0,
     stability: Annotated[str, typer.Option(help="Pasquill stability class A-F.")] = "C",
     pblh: Annotated[float, typer.Option(help="Boundary-layer height, m.")] = 800.0,
@@ -76,15 +80,17 @@ def simulate(
     """
     import jax.random as jr
 
+    from plumax_core.validation import check_wind_speed
+
     from . import pipelines as pl
-    from ._scene import atomic_write
+    from ._outputs import atomic_write
 
     if pixels < 4:
         raise CLIError(f"--pixels must be >= 4, got {pixels}")
     if not extent > 0:
         raise CLIError(f"--extent must be > 0 m, got {extent}")
-    if not wind_speed > 0:
-        raise CLIError(f"--wind-speed must be > 0 m/s, got {wind_speed}")
+    check_wind_speed("--wind-speed", wind_speed)
+    check_outputs(files={"OUT": out})
     with err_console.status("simulating the plume..."):
         ds = pl.simulate(
             q_kgh=q_kgh,
@@ -163,7 +169,8 @@ def invert(
     import jax.random as jr
 
     from . import pipelines as pl
-    from ._scene import read_scene, write_json
+    from ._outputs import write_json
+    from ._scene import read_scene
 
     if method not in pl.METHODS:
         raise CLIError(f"--method must be one of {', '.join(pl.METHODS)}, got {method!r}")
@@ -171,7 +178,7 @@ def invert(
         raise CLIError(f"--level must be in (0, 1), got {level}")
     if not prior_q_kgh > 0:
         raise CLIError(f"--prior-q-kgh must be > 0, got {prior_q_kgh}")
-    check_out_folder(out)
+    check_outputs(inputs=[obs], files={"--out": out}, folders={"--registry": registry})
     scene = read_scene(open_scene(obs))
     prior = pl.plume_prior(scene.model.param_spec, q_kgh=prior_q_kgh)
     label = "MAP + Laplace" if method == "laplace" else "NUTS"
@@ -186,9 +193,7 @@ def invert(
             num_samples=num_samples,
         )
     _print_summary(inv.summary, f"{obs.name}: {label} posterior")
-    if out is not None:
-        write_json(out, inv.to_dict())
-        out_console.print(f"wrote {out}")
+    print_warnings(inv.summary, what=f"the {label} inversion")
     if registry is not None:
         from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
 
@@ -205,6 +210,9 @@ def invert(
             tags={"method": method, "Q_kgh_median": inv.summary["Q"]["median"]},
         )
         out_console.print(f"stored posterior {h_post[:12]} (scene {h_obs[:12]}) in {registry}")
+    if out is not None:  # last: a JSON file on disk means every output was written
+        write_json(out, inv.to_dict())
+        out_console.print(f"wrote {out}")
 
 
 @app.command()
@@ -238,27 +246,26 @@ def retrieve(
 
       plumax retrieve scene.nc --out retrieved.nc --summary retrieval.json --no-oe
     """
+    import json
+
     from . import pipelines as pl
+    from ._outputs import write_files
     from ._overpass import read_radiance_scene
-    from ._scene import atomic_write, write_json
 
     if not 0 < false_alarm_rate < 0.5:
         raise CLIError(f"--false-alarm-rate must be in (0, 0.5), got {false_alarm_rate}")
-    for path, flag in ((out, "--out"), (summary, "--summary")):
-        if path is None:
-            continue
-        if path.resolve() == scene.resolve():
-            raise CLIError(f"{flag} must not overwrite the input scene {str(scene)!r}")
-        check_out_folder(path)
+    check_outputs(inputs=[scene], files={"--out": out, "--summary": summary})
     sc = read_radiance_scene(open_scene(scene))
     with err_console.status("matched-filter retrieval..."):
         ret = pl.retrieve(sc, false_alarm_rate=false_alarm_rate, optimal_estimation=oe)
         ds = ret.scene_dataset()
         ds.attrs["source_file"] = scene.name
     info = ret.summary()
-    atomic_write(out, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4"))
+    writers = {out: lambda tmp: ds.to_netcdf(tmp, format="NETCDF4")}
     if summary is not None:
-        write_json(summary, info)
+        text = json.dumps(info, indent=1)
+        writers[summary] = lambda tmp: tmp.write_text(text, encoding="utf-8")
+    write_files(writers)  # both written before either is renamed into place
     ny, nx = ret.enhancement.shape
     out_console.print(
         f"{scene.name}: {ny}x{nx} pixels, {sc.wavelengths.size} {sc.instrument} bands; "
@@ -274,6 +281,7 @@ def retrieve(
             f"optimal-estimation check: OE / matched filter = {info['OE']['mean_ratio_oe_mf']:.3g}"
             f" on {info['OE']['n']} plume pixels"
         )
+    print_warnings(info, what="the retrieval")
     out_console.print(f"wrote {out}" + ("" if summary is None else f" and {summary}"))
 
 
@@ -300,6 +308,10 @@ def demo(
     retrieved enhancement, plume mask, posterior marginals), scene.nc, retrieved.nc,
     summary.json, posteriors and a registry. Under 3 minutes on 2 CPU cores.
 
+    The folder appears whole, with a plumax-manifest.json. A re-run replaces it only if
+    it holds nothing but a previous run's unchanged outputs; otherwise it stops before
+    any work (docs/plumax/cli.md, Outputs).
+
     Examples:
 
       plumax demo --fast
@@ -307,14 +319,26 @@ def demo(
       plumax demo --out ./my-demo --seed 3
     """
     from ._demo import run_demo
+    from ._outputs import check_output_folder, describe_leftover, find_leftovers
 
+    check_outputs(folders={"--out": out})
+    check_output_folder(out, "--out")
+    before = find_leftovers(out)
+    for p in before:
+        warn(describe_leftover(p))
     err_console.print(
         "[bold]plumax demo[/bold]: EMIT-like radiance overpass -> matched-filter "
         "retrieval (plumax-rtm) -> source inversion (MAP + Laplace, NUTS)"
     )
     result = run_demo(out, seed=seed, fast=fast, console=err_console)
+    for p in find_leftovers(out):
+        if p not in before:  # e.g. an old folder that gained files during the run
+            warn(describe_leftover(p))
     _print_summary(result["laplace"], "MAP + Laplace")
     _print_summary(result["nuts"], "NUTS")
+    print_warnings(result["retrieval"], what="the retrieval")
+    print_warnings(result["laplace"], what="the MAP + Laplace inversion")
+    print_warnings(result["nuts"], what="the NUTS inversion")
     r = result["retrieval"]
     for name in ("IME", "CSF"):
         f = r.get(name)
@@ -368,8 +392,7 @@ def cycle(
         raise CLIError(f"--oracle must be laplace or nuts, got {oracle!r}")
     if seed < 0:
         raise CLIError(f"--seed must be >= 0, got {seed}")
-    if root.exists() and not root.is_dir():
-        raise CLIError(f"--root {str(root)!r} exists and is not a folder")
+    check_outputs(folders={"--root": root})
     budget = CycleBudget.fast() if fast else CycleBudget()
     if oracle is not None:
         budget = dataclasses.replace(budget, oracle=oracle)

@@ -57,7 +57,7 @@ from plumax_core import (
 )
 
 from ._models import PinnedForwardModel, pin
-from ._scene import write_json
+from ._outputs import write_json
 
 __all__ = ["TIERS", "CycleBudget", "CycleRun", "gaussian_tier", "run_cycle"]
 
@@ -591,12 +591,15 @@ def run_cycle(
         reports = root / "reports"
         reports.mkdir(parents=True, exist_ok=True)
         report_path = reports / f"{tier}-cycle-{stamp}.json"
-        write_json(report_path, report.to_dict(), indent=2, allow_nan=False)
         diff = diff_path = None
+        # never over an earlier file (overwrite=False), and the diff before the report:
+        # a report file on disk always has its diff beside it
+        json.dumps(report.to_dict(), allow_nan=False)  # a non-finite value fails here, first
         if previous is not None:
             diff = previous.diff(report)
             diff_path = reports / f"{tier}-cycle-{stamp}-diff.json"
-            write_json(diff_path, diff.to_dict(), indent=2, allow_nan=False)
+            write_json(diff_path, diff.to_dict(), indent=2, allow_nan=False, overwrite=False)
+        write_json(report_path, report.to_dict(), indent=2, allow_nan=False, overwrite=False)
         return report, previous, diff, report_path, diff_path, h_report
 
     report, previous, diff, report_path, diff_path, h_report = steps.run(

@@ -14,6 +14,11 @@ The full Tier IV chain (all composition; the physics is in the libraries):
    ``retrieved.nc`` (an invertible column scene), ``summary.json``, the posteriors as
    JSON and an artifact registry with their lineage.
 
+The outputs appear together or not at all: they are written into a staging folder
+beside ``out`` and published in one step with a ``plumax-manifest.json``
+(:class:`plumax._outputs.StagedFolder`); a re-run replaces a previous run's folder
+whole, and refuses a folder holding anything else.
+
 Deterministic given ``seed``.
 """
 
@@ -112,7 +117,7 @@ def _flux_row(name: str, f: dict[str, Any] | None, truth: float) -> str:
 
 
 def _report(path: Path, sc, ret, laplace, nuts, qsum, truth, timings, seed, fast) -> None:
-    from ._scene import atomic_write
+    from ._outputs import atomic_write
 
     rows = ["<tr><th colspan=6>Q, kg/h</th></tr>"]
     for label, key in (("MAP + Laplace", "laplace"), ("NUTS", "nuts")):
@@ -170,12 +175,34 @@ Q, x0, y0 with vardax-lite (MAP + Laplace, NUTS). Q folds in a ±{100 * qsum["ga
 def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None) -> dict:
     """Run the demo into folder ``out``; return the summaries, paths and wall time.
 
+    ``out`` must be absent, empty or a previous run's unchanged output folder (see
+    :class:`plumax._outputs.StagedFolder`); it is checked before any work and replaced
+    whole once every output is written.
+
     Returns:
         ``{"laplace": summary, "nuts": summary, "retrieval": {...}, "truth": {...},
         "report": path, "wall_s": seconds, "timings": {step: seconds}}`` (Q in kg/h;
         ``summary["Q"]`` includes the retrieval gain error, ``summary["Q_posterior"]``
         is the plume-model posterior alone).
+
+    Raises:
+        plumax._outputs.OutputFolderError: ``out`` holds anything but a previous run's
+            outputs (a user's files, an edited output), or is a file or a link.
     """
+    from ._outputs import StagedFolder, write_json
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    with StagedFolder(out, command="plumax demo") as stage:
+        result = _run_demo(stage.path, out, seed=seed, fast=fast, console=console)
+        result["wall_s"] = time.perf_counter() - t_start
+        write_json(stage.path / "summary.json", result)
+    return result
+
+
+def _run_demo(out: Path, final: Path, *, seed: int, fast: bool, console) -> dict:
+    """Write every output but ``summary.json`` into ``out`` (the staging folder); paths
+    in the result name the ``final`` folder."""
     import jax.random as jr
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -183,11 +210,8 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
 
     from . import pipelines as pl
     from ._models import pin
-    from ._scene import atomic_write, write_json
+    from ._outputs import atomic_write, write_json
 
-    t_start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     pixels = 24 if fast else 32
     nuts_budget = (200, 200) if fast else (400, 400)
     truth = {"Q": DEMO_TRUTH["q_kgh"], "x0": DEMO_TRUTH["x0"], "y0": DEMO_TRUTH["y0"]}
@@ -274,14 +298,13 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
             lineage=ArtifactLineage(parent_hashes=(h_scene,)),
             tags={"method": name, "seed": seed},
         )
-    wall = time.perf_counter() - t_start
-    result = {
+    return {
         "laplace": qsum["laplace"],
         "nuts": qsum["nuts"],
         "retrieval": ret.summary(),
         "truth": truth,
-        "report": str(report),
-        "wall_s": wall,
+        "report": str(final / report.name),
+        "wall_s": None,  # set by run_demo
         "timings": timings,
         "seed": seed,
         "fast": fast,
@@ -290,5 +313,3 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
         "pixel_size_m": DEMO_PIXEL,
         "bands": int(sc.wavelengths.size),
     }
-    write_json(out / "summary.json", result)
-    return result

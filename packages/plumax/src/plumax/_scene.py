@@ -19,15 +19,15 @@ One file, one ``xarray.Dataset`` (CF-1.8):
 """
 
 import dataclasses
-import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from plumax_core import STABILITY_CLASSES, MetField, Observations
+from plumax_core.validation import check_wind_speed
+
+# the output writers live in `_outputs` (standard library only); re-exported here
+from ._outputs import atomic_write as atomic_write, write_json as write_json
 
 __all__ = ["Scene", "atomic_write", "read_scene", "scene_dataset", "write_json"]
 
@@ -194,14 +194,21 @@ def read_met(attrs) -> MetField:
     """The steady uniform met of a scene's global attributes (``met_*``, see above).
 
     Raises:
-        ValueError: a missing ``met_*`` attribute or a wind speed that is not > 0.
+        ValueError: a missing ``met_*`` attribute, or a ``met_wind_speed`` that is not a
+            number or breaks the one wind-speed rule
+            (:func:`plumax_core.validation.check_wind_speed`: finite, 0.5-120 m/s).
     """
     missing = [k for k in MET_ATTRS if k not in attrs]
     if missing:
         raise ValueError(f"scene is missing global attribute(s) {missing}")
-    speed = float(attrs["met_wind_speed"])
-    if not speed > 0:
-        raise ValueError(f"met_wind_speed must be > 0 m/s, got {speed}")
+    try:
+        speed = float(attrs["met_wind_speed"])
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"scene attribute met_wind_speed must be a number (m/s), "
+            f"got {attrs['met_wind_speed']!r}"
+        ) from None
+    check_wind_speed("met_wind_speed", speed)
     return MetField.uniform(
         speed,
         float(attrs["met_wind_direction"]),
@@ -222,36 +229,3 @@ def read_truth(attrs) -> dict[str, float] | None:
         "x0": float(attrs.get("true_x0", np.nan)),
         "y0": float(attrs.get("true_y0", np.nan)),
     }
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` then rename it into place.
-
-    On any error the temporary file is removed and ``path`` is left untouched, so no
-    partial output is ever visible.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"output folder {str(parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json(
-    path: str | os.PathLike[str], obj: Any, *, indent: int | None = 1, allow_nan: bool = True
-) -> Path:
-    """Write ``obj`` as JSON through :func:`atomic_write` (``allow_nan=False``: strict JSON,
-    a non-finite number raises before anything is written)."""
-    import json
-
-    text = json.dumps(obj, indent=indent, allow_nan=allow_nan)
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
