@@ -81,11 +81,16 @@ def test_schemas_and_malformed_rows(tmp_path):
     ]
     _write(path, header, rows)
     with pytest.raises(CatalogError) as err:
-        read_catalog(path, "carbon_mapper")
+        read_catalog(path, "carbon_mapper", blank_sigma="point")
     rep = err.value.report
     assert rep.bad_lines == (3, 4, 5, 6, 8) and rep.n_rows == 7
     assert "line 3" in str(err.value) and "unparsable time" in str(err.value)
-    cat, rep2 = read_catalog(path, "carbon_mapper", errors="report")
+    # the file has a q_sigma column: by default its blank cells are malformed rows too
+    with pytest.raises(CatalogError) as err:
+        read_catalog(path, "carbon_mapper")
+    assert err.value.report.bad_lines == (3, 4, 5, 6, 7, 8)
+    assert "missing q_sigma (column 'emission_uncertainty_auto')" in str(err.value)
+    cat, rep2 = read_catalog(path, "carbon_mapper", errors="report", blank_sigma="point")
     assert rep2.bad_lines == rep.bad_lines
     assert list(cat.ids) == ["a", "f"] and list(cat.lines) == [2, 7]
     assert np.allclose(cat.q, [0.1, 2.0])  # kg/h -> kg/s
@@ -128,7 +133,7 @@ def test_carbon_mapper_export_header(tmp_path):
         )
         rows.append([r[k] for k in CARBON_MAPPER_2025_HEADER])
     _write(path, CARBON_MAPPER_2025_HEADER, rows)
-    cat = read_catalog(path, "carbon_mapper")
+    cat = read_catalog(path, "carbon_mapper", blank_sigma="point")
     assert list(cat.ids) == ["tan-0", "tan-1"] and list(cat.instrument) == ["tan", "tan"]
     # 2025-05-21T18:08:50Z
     assert cat.time[0] == 1747850930.0 and cat.time[1] - cat.time[0] == 86400.0 + 70.0
@@ -153,7 +158,9 @@ def test_ghgsat_units_column_and_missing_header(tmp_path):
         ],
         [["x", "1700000000", "10", "20", "1.8", "0.36", "4", "GHGSat-C1"]],
     )
-    cat = read_catalog(path, "ghgsat")
+    with pytest.raises(CatalogError, match="epoch_unit"):
+        read_catalog(path, "ghgsat")  # a bare number is not taken for a Unix epoch
+    cat = read_catalog(path, "ghgsat", epoch_unit="s")
     assert cat.q[0] == pytest.approx(0.5) and cat.q_sigma[0] == pytest.approx(0.1)
     _write(
         path,
@@ -164,7 +171,7 @@ def test_ghgsat_units_column_and_missing_header(tmp_path):
             ["1700000002", "1", "2", "5", "furlongs"],
         ],
     )
-    cat, rep = read_catalog(path, errors="report")
+    cat, rep = read_catalog(path, errors="report", epoch_unit="s")
     assert np.allclose(cat.q, [5 / 3.6, 5.0]) and rep.bad_lines == (4,)
     _write(path, ["time", "lat"], [["1", "2"]])
     with pytest.raises(ValueError, match="missing from the header"):

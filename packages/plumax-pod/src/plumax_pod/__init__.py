@@ -2,33 +2,45 @@
 
 Probability-of-detection curves, event-size (mark) distributions, intensity models,
 the thinned marked temporal point-process likelihood, MAP+Laplace and NUTS fits, the
-missing-mass paradox, persistency and emission totals, and plume-list CSV ingestion.
+missing-mass paradox, persistency and emission totals (detected + expected missed mass),
+plume-list CSV ingestion, instrument coverage and catalogue-to-fit data.
 Units: emission rates kg/s, times s (see ``docs/pod/``).
 """
 
 import importlib.metadata
 
 from ._catalog import (
+    CatalogError as CatalogError,
+    CatalogReport as CatalogReport,
+    PlumeCatalog as PlumeCatalog,
+    read_catalog as read_catalog,
+    rescale_wind as rescale_wind,
+)
+from ._catalog_population import (
+    CatalogPopulationData as CatalogPopulationData,
+    catalog_mark_data as catalog_mark_data,
+    catalog_population_data as catalog_population_data,
+)
+from ._catalog_schema import (
     CANONICAL_SCHEMA as CANONICAL_SCHEMA,
     CARBON_MAPPER_SCHEMA as CARBON_MAPPER_SCHEMA,
     GHGSAT_SCHEMA as GHGSAT_SCHEMA,
     IMEO_SCHEMA as IMEO_SCHEMA,
     SCHEMAS as SCHEMAS,
-    CatalogError as CatalogError,
-    CatalogReport as CatalogReport,
     CatalogSchema as CatalogSchema,
-    PlumeCatalog as PlumeCatalog,
-    deduplicate as deduplicate,
-    haversine as haversine,
     kg_s_to as kg_s_to,
     rate_to_kg_s as rate_to_kg_s,
-    read_catalog as read_catalog,
-    rescale_wind as rescale_wind,
+)
+from ._catalog_times import TimeRule as TimeRule, parse_time as parse_time
+from ._coverage import InstrumentCoverage as InstrumentCoverage, read_coverage as read_coverage
+from ._dedup import (
+    EARTH_RADIUS_M as EARTH_RADIUS_M,
+    deduplicate as deduplicate,
+    haversine as haversine,
 )
 from ._fit import (
     AbstractPopulationModel as AbstractPopulationModel,
     LognormalHillModel as LognormalHillModel,
-    PopulationData as PopulationData,
     fit_map_laplace as fit_map_laplace,
     fit_nuts as fit_nuts,
 )
@@ -78,10 +90,15 @@ from ._pod import (
     ProbitPOD as ProbitPOD,
     WindNormalisedLogisticPOD as WindNormalisedLogisticPOD,
 )
+from ._population_data import EVENT_CHUNK as EVENT_CHUNK, PopulationData as PopulationData
 from ._population_model import Free as Free, PopulationModel as PopulationModel
 from ._totals import (
+    coverage_segments as coverage_segments,
+    expected_missed_mass as expected_missed_mass,
     expected_waiting_time as expected_waiting_time,
+    missing_mass as missing_mass,
     naive_total as naive_total,
+    population_draws as population_draws,
     prob_at_least_one as prob_at_least_one,
     summarise_samples as summarise_samples,
     total_emission_samples as total_emission_samples,

@@ -7,8 +7,17 @@ space of its :class:`~plumax_core.ParamSpec`. Fits return a :class:`plumax_core.
 over that space (``posterior.sample_params`` gives physical units).
 
 With several instruments, instrument ``k`` sees the true process on its own window
-``[t0_k, t1_k]`` through its own POD, and the log-likelihood is the sum over instruments;
-per-instrument ``Q50_k`` share a hierarchical prior ``log Q50_k ~ N(log Q50_pop, τ²)``.
+``[t0_k, t1_k]`` (or its overpass windows inside it), a fraction ``c_k`` of the events
+there (its coverage: the chance that an event fell inside what it observed, independent
+of the event), through its own POD; the log-likelihood is the sum over instruments:
+
+    log L = Σ_i [log c_{k_i} + log λ(t_i) + log ∫ P_{k_i} L_i f dQ] − Σ_k c_k Λ_k · p̄_k
+
+(``Λ_k`` the compensator over what ``k`` observed, ``p̄_k = ∫ P_k f dQ``). Per-instrument
+``Q50_k`` share a hierarchical prior ``log Q50_k ~ N(log Q50_pop, τ²)``.
+
+The data (:class:`~plumax_pod.PopulationData`) and the chunked event sum live in
+:mod:`plumax_pod._population_data`.
 """
 
 import abc
@@ -21,140 +30,15 @@ import lineax as lx
 import numpy as np
 import optimistix as optx
 from equinox import AbstractVar
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from plumax_core import Param, ParamSpec, Posterior, make_provenance
-from plumax_core.validation import as_float_array
 
 from ._intensity import AbstractIntensity, ConstantIntensity
-from ._likelihood import AbstractMarkData, detection_fraction
+from ._likelihood import detection_fraction
 from ._marks import AbstractMarkDistribution, LognormalMarks
-from ._pod import AbstractPOD, HillPOD, OverpassSchedule
-
-
-class PopulationData(eqx.Module):
-    """A detected catalogue.
-
-    Attributes:
-        times: ``(n,)`` detection times (s).
-        mark_data: per-event mark likelihoods (``n`` events).
-        t0, t1: ``(K,)`` observation window of each instrument (s).
-        instrument: ``(n,)`` integer instrument index in ``0..K−1`` per event.
-        mask: ``(n,)`` bool, False for padding rows (lets catalogues of different sizes
-            share one compiled fit); padded rows need valid (e.g. positive) mark values.
-        schedules: optional, one `OverpassSchedule` (or None) per instrument. An
-            instrument with a schedule only looks during its overpass windows
-            ``[o - half_window, o + half_window]`` (inside ``[t0_k, t1_k]``): its
-            compensator integrates λ over those windows only (a snapshot imager sees
-            events active at overpass time; put the event duration into
-            ``half_window``). Windows must not overlap, and every detection of the
-            instrument must fall inside one.
-    """
-
-    times: Float[Array, " n"]
-    mark_data: AbstractMarkData
-    t0: Float[Array, " K"]
-    t1: Float[Array, " K"]
-    instrument: Int[Array, " n"]
-    mask: Bool[Array, " n"]
-    schedules: tuple[OverpassSchedule | None, ...] | None
-
-    def __init__(self, times, mark_data, t0, t1, instrument=None, mask=None, schedules=None):
-        self.schedules = None if schedules is None else tuple(schedules)
-        self.times = as_float_array("times", times)
-        self.mark_data = mark_data
-        self.t0 = jnp.atleast_1d(as_float_array("t0", t0))
-        self.t1 = jnp.atleast_1d(as_float_array("t1", t1))
-        n = self.times.shape[0] if self.times.ndim == 1 else -1
-        self.instrument = (
-            jnp.zeros((max(n, 0),), jnp.int32) if instrument is None else jnp.asarray(instrument)
-        )
-        self.mask = jnp.ones((max(n, 0),), bool) if mask is None else jnp.asarray(mask, bool)
-
-    def __check_init__(self):
-        if self.times.ndim != 1:
-            raise ValueError(f"`times` must be 1-D, got shape {self.times.shape}")
-        if not isinstance(self.mark_data, AbstractMarkData):
-            raise TypeError("`mark_data` must be PointMarks, GaussianMarks or SampleMarks")
-        if self.mark_data.n_events != self.times.shape[0]:
-            raise ValueError(
-                f"`mark_data` has {self.mark_data.n_events} events but `times` has "
-                f"{self.times.shape[0]}"
-            )
-        if self.t0.shape != self.t1.shape:
-            raise ValueError("`t0` and `t1` must have the same shape (one per instrument)")
-        if np.any(np.asarray(self.t1) <= np.asarray(self.t0)):
-            raise ValueError("`t1` must exceed `t0`")
-        if self.mask.shape != self.times.shape:
-            raise ValueError("`mask` must have one entry per event")
-        if self.instrument.shape != self.times.shape:
-            raise ValueError("`instrument` must have one index per event")
-        ins = np.asarray(self.instrument)
-        if ins.size and (ins.min() < 0 or ins.max() >= self.t0.shape[0]):
-            raise ValueError(f"`instrument` indices must lie in 0..{self.t0.shape[0] - 1}")
-        if self.schedules is not None:
-            self._check_schedules(ins)
-
-    def _check_schedules(self, ins: np.ndarray) -> None:
-        k_all = self.t0.shape[0]
-        if len(self.schedules) != k_all:
-            raise ValueError(
-                f"`schedules` has {len(self.schedules)} entries for {k_all} instruments"
-            )
-        times, mask = np.asarray(self.times), np.asarray(self.mask)
-        for k, sched in enumerate(self.schedules):
-            if sched is None:
-                continue
-            if not isinstance(sched, OverpassSchedule):
-                raise TypeError(f"`schedules[{k}]` must be an OverpassSchedule or None")
-            o = np.asarray(sched.times)
-            if o.size and np.any(np.diff(o) < 2 * sched.half_window):
-                raise ValueError(
-                    f"`schedules[{k}]`: overpass times must be ascending and at least "
-                    f"2 * half_window = {2 * sched.half_window:g} s apart (windows may not overlap)"
-                )
-            mine = np.flatnonzero((ins == k) & mask)
-            if mine.size:
-                if o.size == 0:
-                    raise ValueError(f"instrument {k} has detections but no overpasses")
-                gap = np.min(np.abs(times[mine, None] - o[None, :]), axis=1)
-                bad = mine[gap > sched.half_window]
-                if bad.size:
-                    raise ValueError(
-                        f"{bad.size} detection(s) of instrument {k} fall outside its overpass "
-                        f"windows (event indices {bad[:5].tolist()})"
-                    )
-
-    def observed_seconds(self) -> np.ndarray:
-        """``(K,)`` time each instrument observes (s): ``t1 - t0`` or its overpass windows."""
-        out = np.asarray(self.t1 - self.t0, np.float64).copy()
-        for k, sched in enumerate(self.schedules or ()):
-            if sched is not None:
-                t0, t1 = float(self.t0[k]), float(self.t1[k])
-                o = np.asarray(sched.times, np.float64)
-                a = np.clip(o - sched.half_window, t0, t1)
-                b = np.clip(o + sched.half_window, t0, t1)
-                out[k] = float(np.sum(b - a))
-        return out
-
-    def exposure(self, intensity: AbstractIntensity, k: int) -> Float[Array, ""]:
-        """``∫ λ dt`` over the time instrument ``k`` observes: its window ``[t0_k, t1_k]``,
-        or the union of its overpass windows inside it."""
-        sched = None if self.schedules is None else self.schedules[k]
-        if sched is None:
-            return intensity.integrated(self.t0[k], self.t1[k])
-        a = jnp.clip(sched.times - sched.half_window, self.t0[k], self.t1[k])
-        b = jnp.clip(sched.times + sched.half_window, self.t0[k], self.t1[k])
-        return jnp.sum(intensity.integrated(a, b))
-
-    @property
-    def n_events(self) -> int:
-        """Number of real (unmasked) events."""
-        return int(np.sum(np.asarray(self.mask)))
-
-    @property
-    def n_instruments(self) -> int:
-        return self.t0.shape[0]
+from ._pod import AbstractPOD, HillPOD
+from ._population_data import EVENT_CHUNK as EVENT_CHUNK, PopulationData, event_sum
 
 
 class AbstractPopulationModel(eqx.Module):
@@ -182,17 +66,14 @@ class AbstractPopulationModel(eqx.Module):
         """Prior log-density of the unconstrained vector."""
 
     def log_likelihood(self, params: dict[str, Array], data: PopulationData) -> Array:
-        """Thinned marked TPP log-likelihood summed over instruments."""
+        """Thinned marked TPP log-likelihood summed over instruments (module docstring)."""
         intensity, marks, pods = self.build(params)
         if len(pods) != data.n_instruments:
             raise ValueError(f"model has {len(pods)} PODs but data has {data.n_instruments}")
-        per_pod = jnp.stack([data.mark_data.log_event_integral(marks, p) for p in pods])
-        ev = jnp.take_along_axis(per_pod, data.instrument[None, :], axis=0)[0]
         comp = 0.0
         for k, p in enumerate(pods):
             comp = comp + data.exposure(intensity, k) * detection_fraction(marks, p)
-        log_rate = intensity.log_rate(data.times)
-        return jnp.sum(jnp.where(data.mask, log_rate + ev, 0.0)) - comp
+        return event_sum(intensity, marks, pods, data) - comp
 
     def log_posterior_unconstrained(self, z: Float[Array, " D"], data: PopulationData) -> Array:
         """``log L(x(z)) + log p(z)``: the target of MAP and NUTS."""
@@ -301,7 +182,7 @@ class LognormalHillModel(AbstractPopulationModel):
     def initial_params(self, data: PopulationData) -> dict[str, Array]:
         """A data-informed starting point for the optimiser (physical units)."""
         q = np.log(np.asarray(data.mark_data.point_estimates())[np.asarray(data.mask)])
-        T = float(np.sum(data.observed_seconds()))
+        T = float(np.sum(data.observed_seconds() * np.asarray(data.coverage)))
         out = {
             "rate": jnp.asarray(max(data.n_events, 1) / T * 2.0),
             "mu": jnp.asarray(float(np.median(q)) - 0.5),
@@ -354,7 +235,11 @@ def fit_map_laplace(
 
     ``cov = H⁻¹`` with ``H`` the Hessian of the negative log posterior at the mode
     (exact, by autodiff). The BFGS mode is polished by ``n_newton`` Newton steps; the fit
-    counts as converged when the Newton decrement ``gᵀH⁻¹g`` is below 1e-4. Returns a
+    counts as converged when the Newton decrement ``gᵀH⁻¹g`` is below 1e-4 and ``H`` is
+    positive definite. A Hessian that is not (a flat or saddle direction) is recorded in
+    the provenance (``hessian_positive_definite=False``, ``converged=False``) and its
+    eigenvalues below ``1e-10 max|λ|`` are raised to that floor so that ``cov`` exists;
+    its intervals are then not a posterior's and callers must say so. Returns a
     :class:`plumax_core.Posterior` (``mean`` = mode, ``cov`` dense, ``param_spec`` =
     ``model.param_spec``).
     """

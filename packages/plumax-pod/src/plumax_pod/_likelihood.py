@@ -12,7 +12,8 @@ Three mark-likelihood regimes (all in ``x = log Q``, Q in kg/s):
 * :class:`PointMarks` — ``L_i = δ(Q − q_i)``: the term is ``log P_d(q_i) + log f(q_i)``;
 * :class:`GaussianMarks` — ``L_i(x) ∝ N(x; m_i, s_i²)`` (a Gaussian posterior summary,
   optionally with its Gaussian per-event prior divided out in closed form); the integral
-  is Gauss-Hermite in ``x``;
+  is Gauss-Hermite in ``x``. ``s_i = 0`` is the exact limit ``L_i = δ(x − m_i)`` (every
+  node sits at ``m_i``), so one catalogue may mix events with and without an uncertainty;
 * :class:`SampleMarks` — ``S`` posterior draws ``x_is`` obtained under a per-event prior
   ``π_i``: ``∫ P_d L_i f ∝ (1/S) Σ_s P_d f_X(x_is) / π_i(x_is)`` (importance correction;
   the unknown evidence of event ``i`` is a constant of the population parameters).
@@ -52,7 +53,9 @@ class AbstractMarkData(eqx.Module):
 
     Contract: ``log_event_integral(marks, pod, covariates)`` returns ``(n,)`` values of
     ``log ∫ P_d(Q) L_i(Q) f(Q) dQ`` up to additive constants that do not depend on the
-    population (``marks``/``pod``) parameters.
+    population (``marks``/``pod``) parameters, each depending on event ``i``'s data only;
+    every array field with a leading axis of length ``n`` is per event (the population
+    likelihood splits such fields into chunks of events).
     """
 
     @property
@@ -98,10 +101,12 @@ class GaussianMarks(AbstractMarkData):
     If the summary is a *posterior* ``N(mean, std²)`` obtained under a Gaussian per-event
     prior ``N(prior_mean, prior_std²)``, pass the prior: it is divided out exactly
     (precisions subtract), leaving the likelihood. Without a prior the summary is taken to
-    be the likelihood itself (flat prior in log Q).
+    be the likelihood itself (flat prior in log Q). ``std = 0`` marks an exact rate
+    (``L_i = δ(log Q − mean_i)``, the limit of the Gaussian; same terms as
+    :class:`PointMarks` up to the constant ``log q_i``); not allowed with a prior.
 
     Attributes:
-        mean, std: ``(n,)`` mean and std of log Q.
+        mean, std: ``(n,)`` mean and std (>= 0) of log Q.
         prior_mean, prior_std: optional ``(n,)`` per-event Gaussian prior in log Q.
         n_nodes: static Gauss-Hermite order.
     """
@@ -118,10 +123,11 @@ class GaussianMarks(AbstractMarkData):
                 f"`mean` and `std` must both be (n,), got {self.mean.shape}, {self.std.shape}"
             )
         check_value("mean", self.mean)
-        check_value("std", self.std, positive=True)
+        check_value("std", self.std, nonneg=True)
         if (self.prior_mean is None) != (self.prior_std is None):
             raise ValueError("give both `prior_mean` and `prior_std`, or neither")
         if self.prior_std is not None:
+            check_value("std", self.std, positive=True)
             check_value("prior_std", self.prior_std, positive=True)
             if is_concrete(self.prior_std) and is_concrete(self.std):
                 if np.any(np.asarray(self.prior_std) <= np.asarray(self.std)):

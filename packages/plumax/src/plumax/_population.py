@@ -5,7 +5,13 @@ GHGSat-style columns) becomes population answers with uncertainty, fitted by the
 marked temporal point process of plumax-pod (`plumax_pod.LognormalHillModel`: constant
 event rate, lognormal event sizes, a Hill probability of detection per instrument):
 the true event rate, the size distribution, what the instruments miss, and the total
-emitted mass ``M_total = Λ · E[Q] · duration`` next to the naive catalogue sum.
+emitted mass (detected + expected missed) next to the naive catalogue sum.
+
+This module only orchestrates: reading, coverage, data, the fit and every derived
+number are plumax-pod functions (`read_catalog`, `read_coverage`,
+`catalog_population_data`, `fit_map_laplace` / `fit_nuts`, `population_draws`,
+`summarise_samples`); here they are called in order and converted to kg/h, tonnes,
+days and hours for the summary.
 
 Units: kg/h and tonnes at this edge; kg/s and seconds inside plumax-pod.
 """
@@ -13,10 +19,10 @@ Units: kg/h and tonnes at this edge; kg/s and seconds inside plumax-pod.
 import dataclasses
 import datetime
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
@@ -56,16 +62,34 @@ def _interval(draws: np.ndarray, level: float, scale: float = 1.0) -> dict[str, 
     return {"median": s["median"], "lo": s["lower"], "hi": s["upper"]}
 
 
+def _coverage(pp, coverage, coverage_file, half_window_s, time_kw):
+    if coverage is not None and coverage_file is not None:
+        raise ValueError("give `coverage` or `coverage_file`, not both")
+    if coverage_file is not None:
+        return pp.read_coverage(coverage_file, half_window_s=half_window_s, **time_kw)
+    if isinstance(coverage, Mapping):
+        return {str(k): v for k, v in coverage.items()}
+    return coverage
+
+
 def population(
     path: Any,
     *,
     schema: str = "canonical",
     errors: str = "raise",
+    blank_sigma: str = "error",
+    time_format: str | None = None,
+    epoch_unit: str | None = None,
+    years: tuple[int, int] = (1970, 2100),
     start: float | None = None,
     end: float | None = None,
     dedup_m: float = 0.0,
     dedup_hours: float = 0.0,
     event_hours: float = 1.0,
+    coverage: float | Mapping[str, Any] | None = None,
+    coverage_file: Any = None,
+    overpass_half_window_h: float | None = None,
+    pool: bool | None = None,
     pod_q50_kgh: float | None = None,
     pod_slope: float | None = None,
     q50_prior_kgh: float = 100.0,
@@ -79,17 +103,33 @@ def population(
     """Fit the population model to a plume list and summarise it.
 
     Args:
-        path: plume-list CSV.
+        path: plume-list CSV (UTF-8; docs/pod/catalogs.md).
         schema: column schema name (``plumax_pod.SCHEMAS``: ``"canonical"``, ``"imeo"``,
             ``"carbon_mapper"``, ``"ghgsat"``).
         errors: ``"raise"`` (a malformed row is an error naming its line) or ``"report"``
-            (malformed rows are listed in ``summary["malformed"]`` and left out).
+            (malformed rows, exact duplicates included, are listed in
+            ``summary["malformed"]`` and left out).
+        blank_sigma: ``"error"`` (a blank ``q_sigma`` in a file with that column is a
+            malformed row) or ``"point"`` (such rows are exact rates).
+        time_format, epoch_unit, years: how times are read (``plumax_pod.TimeRule``):
+            ISO 8601 by default, a ``strptime`` format, or Unix epochs in ``"s"`` /
+            ``"ms"``; detections must fall in ``years`` (first, last).
         start, end: observation window, Unix seconds; default the first and last
             detection (then the rate is slightly biased high for short catalogues).
         dedup_m, dedup_hours: merge detections within this distance (m) and time (h) of
             a cluster's first detection (`plumax_pod.deduplicate`, keeping the largest);
             0 and 0 = no de-duplication.
         event_hours: duration of one event, h (converts rates to mass).
+        coverage: what the instruments observed (`plumax_pod.catalog_population_data`):
+            one fraction in (0, 1] (all instruments pooled), or ``{instrument: fraction
+            or plumax_pod.InstrumentCoverage}`` for every instrument.
+        coverage_file: a coverage CSV (`plumax_pod.read_coverage`: per-instrument
+            fractions or overpass times); not with ``coverage``.
+        overpass_half_window_h: half-width of an overpass window, h, for a coverage file
+            without a ``half_window_s`` column; default ``event_hours / 2``.
+        pool: True fits all instruments as one; False refuses to pool; None (default)
+            pools several instruments only when their coverage is not stated (and says
+            so in ``summary["coverage"]`` and ``summary["warnings"]``).
         pod_q50_kgh, pod_slope: a probability of detection known from controlled
             releases (Hill: ``P_d = Q^s / (Q^s + Q50^s)``), the same for every instrument;
             both or neither. Without them ``Q50`` per instrument and the slope are fitted
@@ -102,16 +142,19 @@ def population(
 
     Returns:
         A `PopulationResult`. ``summary`` holds ``catalog`` (rows, events, instruments,
-        window), ``parameters`` (event rate per day, median and mean event size in kg/h,
-        log-sd, per-instrument Q50 in kg/h and slope, each ``{median, lo, hi}``),
-        ``detected_fraction`` (population-averaged P_d per instrument), ``total_t``
-        (M_total in tonnes), ``naive_total_t``, ``missing_mass_fraction``,
-        ``p_event_per_day`` and ``waiting_time_h``.
+        window, time rule, uncertainty rule), ``coverage`` (pooled?, stated?, per fitted
+        instrument its events and coverage), ``parameters`` (event rate per day, median
+        and mean event size in kg/h, log-sd, per-instrument Q50 in kg/h and slope, each
+        ``{median, lo, hi}``), ``detected_fraction`` (population-averaged P_d per
+        instrument), ``total_t`` (detected + expected missed mass, t), ``missed_t``,
+        ``naive_total_t`` (the detected mass), ``missing_mass_fraction`` (in [0, 1)),
+        ``p_event_per_day``, ``waiting_time_h`` and ``warnings``.
 
     Raises:
         ValueError: bad arguments (naming them), an unreadable or malformed catalogue
-            (``plumax_pod.CatalogError`` lists every bad line), detections outside the
-            window or too few events to fit.
+            (``plumax_pod.CatalogError`` lists every bad line) or coverage file,
+            detections outside the window, unstated coverage with ``pool=False``, or
+            too few events to fit.
     """
     import plumax_pod as pp
 
@@ -124,6 +167,10 @@ def population(
             raise ValueError(f"`{name}` must be >= 0, got {v}")
     if not (math.isfinite(event_hours) and event_hours > 0):
         raise ValueError(f"`event_hours` must be > 0 h, got {event_hours}")
+    if overpass_half_window_h is not None and not (
+        math.isfinite(overpass_half_window_h) and overpass_half_window_h > 0
+    ):
+        raise ValueError(f"`overpass_half_window_h` must be > 0 h, got {overpass_half_window_h}")
     if (pod_q50_kgh is None) != (pod_slope is None):
         raise ValueError("give both `pod_q50_kgh` and `pod_slope` (a known POD), or neither")
     if pod_q50_kgh is not None and not (pod_q50_kgh > 0 and pod_slope > 0):
@@ -131,10 +178,16 @@ def population(
     if not q50_prior_kgh > 0:
         raise ValueError(f"`q50_prior_kgh` must be > 0, got {q50_prior_kgh}")
     key = jr.key(0) if key is None else key
+    time_kw = {"time_format": time_format, "epoch_unit": epoch_unit, "years": tuple(years)}
+    pp.TimeRule(**time_kw)  # bad time options fail before any reading
+    half_window_h = event_hours / 2 if overpass_half_window_h is None else overpass_half_window_h
+    cov = _coverage(pp, coverage, coverage_file, half_window_h * 3600.0, time_kw)
 
-    read = pp.read_catalog(path, schema, errors=errors)
-    catalog, report = read if errors == "report" else (read, None)
-    n_rows = len(catalog) if report is None else report.n_rows
+    catalog, report = pp.read_catalog(
+        path, schema, errors="report", blank_sigma=blank_sigma, **time_kw
+    )
+    if report.issues and errors == "raise":
+        raise pp.CatalogError(report)
     n_clean = len(catalog)
     if dedup_m > 0 or dedup_hours > 0:
         catalog, _ = pp.deduplicate(
@@ -142,112 +195,109 @@ def population(
         )
     if len(catalog) < 5:
         raise ValueError(f"the catalogue has {len(catalog)} usable events; need at least 5")
-    t_start = float(catalog.time.min()) if start is None else float(start)
-    t_end = float(catalog.time.max()) if end is None else float(end)
-    if not t_end > t_start:
-        raise ValueError(f"the window end ({_iso(t_end)}) must be after its start")
-    outside = (catalog.time < t_start) | (catalog.time > t_end)
-    if outside.any():
-        lines = ", ".join(str(int(x)) for x in catalog.lines[outside][:5])
-        raise ValueError(
-            f"{int(outside.sum())} detection(s) fall outside the window "
-            f"{_iso(t_start)} - {_iso(t_end)} (lines {lines})"
-        )
-    names, idx = np.unique(catalog.instrument, return_inverse=True)
-    k = len(names)
-    times = catalog.times_relative(t_start)
-    span = t_end - t_start
-    have_sigma = np.all(np.isfinite(catalog.q_sigma) & (catalog.q_sigma > 0))
-    if have_sigma:  # delta method: sd(log Q) = sigma_Q / Q
-        marks = pp.GaussianMarks(np.log(catalog.q), catalog.q_sigma / catalog.q)
-    else:
-        marks = pp.PointMarks(catalog.q)
 
+    duration = event_hours * 3600.0
     with jax.enable_x64(True):
-        data = pp.PopulationData(
-            jnp.asarray(times), marks, np.zeros(k), np.full(k, span), instrument=idx
-        )
+        fit = pp.catalog_population_data(catalog, start=start, end=end, coverage=cov, pool=pool)
+        k = len(fit.instruments)
         fixed = None
         if pod_q50_kgh is not None:
             fixed = tuple(
                 pp.HillPOD(pod_q50_kgh / KG_H_PER_KG_S, float(pod_slope)) for _ in range(k)
             )
-        n_events = len(catalog)
         model = pp.LognormalHillModel(
             n_instruments=k,
             fixed_pod=fixed,
-            rate_prior=(n_events / span, 5.0),
+            rate_prior=(fit.rate_scale(), 5.0),
             q50_prior=(q50_prior_kgh / KG_H_PER_KG_S, 1.0),
         )
         k_fit, k_draw = jr.split(key)
         if method == "laplace":
-            post = pp.fit_map_laplace(model, data)
+            post = pp.fit_map_laplace(model, fit.data)
         else:
             post = pp.fit_nuts(
-                model, data, key=k_fit, num_warmup=num_warmup, num_samples=num_samples
+                model, fit.data, key=k_fit, num_warmup=num_warmup, num_samples=num_samples
             )
-        z = post.sample(k_draw, n_draws)
-
-        def derived(zi):
-            p = model.param_spec.from_unconstrained(zi)
-            intensity, mk, pods = model.build(p)
-            frac = jnp.stack([pp.detection_fraction(mk, pod) for pod in pods])
-            q50 = jnp.stack([jnp.asarray(pod.q50) for pod in pods])
-            slope = jnp.asarray(pods[0].slope)
-            return {
-                "rate": p["rate"],
-                "mu": p["mu"],
-                "sigma": p["sigma"],
-                "mean_q": mk.mean(),
-                "q50": q50,
-                "slope": slope,
-                "frac": frac,
-            }
-
-        d = {kk: np.asarray(v, np.float64) for kk, v in jax.vmap(derived)(z).items()}
-    duration = event_hours * 3600.0
-    total_kg = d["rate"] * span * d["mean_q"] * duration
-    naive_kg = float(np.sum(catalog.q) * duration)
+        d = pp.population_draws(
+            model,
+            post,
+            fit.data,
+            detected_q=fit.detected_q,
+            duration=duration,
+            key=k_draw,
+            n=n_draws,
+        )
+        naive_kg = float(pp.naive_total(fit.detected_q, duration=duration))  # float64 here
+    names = fit.instruments
+    q50 = d["q50"].reshape(n_draws, -1) if "q50" in d else None
     params = {
         "event_rate_per_day": _interval(d["rate"], level, DAY_S),
-        "median_event_kgh": _interval(np.exp(d["mu"]), level, KG_H_PER_KG_S),
+        "median_event_kgh": _interval(d["median_q"], level, KG_H_PER_KG_S),
         "mean_event_kgh": _interval(d["mean_q"], level, KG_H_PER_KG_S),
         "log_sd": _interval(d["sigma"], level),
         "q50_kgh": {
-            str(n): _interval(d["q50"][:, i], level, KG_H_PER_KG_S) for i, n in enumerate(names)
+            n: (
+                {"median": pod_q50_kgh, "lo": pod_q50_kgh, "hi": pod_q50_kgh}
+                if q50 is None
+                else _interval(q50[:, i], level, KG_H_PER_KG_S)
+            )
+            for i, n in enumerate(names)
         },
-        "slope": _interval(d["slope"], level),
+        "slope": (
+            {"median": pod_slope, "lo": pod_slope, "hi": pod_slope}
+            if "slope" not in d
+            else _interval(d["slope"], level)
+        ),
     }
+    converged = bool(post.provenance.get("converged", True))
+    warnings = []
+    if fit.pooled or not fit.coverage_stated:
+        warnings.append(fit.note)
+    if post.provenance.get("hessian_positive_definite") is False:
+        warnings.append(
+            "the Hessian at the mode is not positive definite (a flat or saddle direction): "
+            "the Laplace intervals are not trustworthy; try --method nuts"
+        )
+    elif not converged:
+        warnings.append("the fit did not converge; treat the numbers with care")
+    instruments, counts = np.unique(catalog.instrument, return_counts=True)
     summary = {
         "catalog": {
             "path": str(path),
             "schema": schema,
-            "rows": int(n_rows),
+            "rows": int(report.n_rows),
             "clean_rows": int(n_clean),
-            "events": int(n_events),
-            "instruments": [str(n) for n in names],
-            "events_per_instrument": {str(n): int(np.sum(idx == i)) for i, n in enumerate(names)},
-            "start": _iso(t_start),
-            "end": _iso(t_end),
-            "days": span / DAY_S,
-            "mark_likelihood": "gaussian" if have_sigma else "point",
+            "events": int(len(catalog)),
+            "instruments": [str(x) for x in instruments],
+            "events_per_instrument": {
+                str(x): int(c) for x, c in zip(instruments, counts, strict=True)
+            },
+            "start": _iso(fit.start),
+            "end": _iso(fit.end),
+            "days": fit.span_s / DAY_S,
+            "time_rule": report.time_rule,
+            "q_sigma": report.q_sigma,
+            "mark_likelihood": fit.mark_likelihood,
         },
+        "coverage": fit.describe(),
         "malformed": None
-        if report is None
+        if errors == "raise"
         else [{"line": int(ln), "problem": msg} for ln, msg in report.issues],
         "method": method,
         "level": level,
         "pod": "known" if fixed is not None else "fitted",
-        "converged": bool(post.provenance.get("converged", True)),
+        "converged": converged,
         "parameters": params,
         "detected_fraction": {
-            str(n): _interval(d["frac"][:, i], level) for i, n in enumerate(names)
+            n: _interval(d["detected_fraction"][:, i], level) for i, n in enumerate(names)
         },
         "event_hours": event_hours,
-        "total_t": _interval(total_kg, level, 1e-3),
+        "total_t": _interval(d["total_kg"], level, 1e-3),
+        "missed_t": _interval(d["missed_kg"], level, 1e-3),
         "naive_total_t": naive_kg * 1e-3,
-        "missing_mass_fraction": _interval(1.0 - naive_kg / total_kg, level),
-        "p_event_per_day": _interval(-np.expm1(-d["rate"] * DAY_S), level),
-        "waiting_time_h": _interval(1.0 / d["rate"], level, 1.0 / 3600.0),
+        "missing_mass_fraction": _interval(d["missing_fraction"], level),
+        "p_event_per_day": _interval(d["p_event_per_day"], level),
+        "waiting_time_h": _interval(d["waiting_time_s"], level, 1.0 / 3600.0),
+        "warnings": warnings,
     }
-    return PopulationResult(summary=summary, posterior=post, model=model, data=data)
+    return PopulationResult(summary=summary, posterior=post, model=model, data=fit.data)
