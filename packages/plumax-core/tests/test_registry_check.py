@@ -78,6 +78,21 @@ def test_truncated_index_keeps_working_and_is_repaired(root, cut):
     assert _keys(root) == keys
 
 
+def test_first_store_killed_before_its_index_line(root):
+    """The journal exists (empty) from the layout's creation, so an object renamed into
+    place by a store that died before appending reads as "not indexed", not as a
+    registry whose index was deleted."""
+    reg = ArtifactRegistry(root)
+    reg.store(_obj(0), "first", "baseline")
+    (root / "index.jsonl").write_bytes(b"")  # the state such a kill leaves
+    reader = ArtifactRegistry(root, mode="r")
+    assert reader.list() == ()
+    report = reader.check()
+    assert [r.name for r in report.unindexed] == ["first"] and report.repairable
+    assert ArtifactRegistry(root).check(repair=True).ok
+    assert [r.name for r in ArtifactRegistry(root, mode="r").list()] == ["first"]
+
+
 def test_edited_index_line_is_an_error_until_repaired(root):
     keys = _fill(root)
     path = root / "index.jsonl"

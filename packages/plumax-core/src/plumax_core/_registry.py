@@ -159,20 +159,22 @@ class ArtifactRegistry:
             self._index = index
             return index
 
+    def _read_legacy(self) -> list[ArtifactRecord]:
+        try:
+            return self._layout.read_legacy()
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ArtifactCorruptedError(
+                f"registry index {self._layout.legacy_index} is unreadable ({err}); {_REPAIR_HINT}"
+            ) from err
+
     def _refresh_without_journal(self) -> RecordIndex:
         lay = self._layout
         if lay.legacy_index.is_file():
             st = lay.legacy_index.stat()
             source = ("legacy", st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
             if self._index.source != source:
-                try:
-                    records = lay.read_legacy()
-                except (ValueError, KeyError, TypeError, AttributeError) as err:
-                    raise ArtifactCorruptedError(
-                        f"registry index {lay.legacy_index} is unreadable ({err}); {_REPAIR_HINT}"
-                    ) from err
                 index = RecordIndex(source=source)
-                index.add(records)
+                index.add(self._read_legacy())
                 self._index = index
             return self._index
         if lay.has_objects():
@@ -218,12 +220,7 @@ class ArtifactRegistry:
         if not lay.legacy_index.is_file():
             return
         if not lay.journal.is_file():
-            try:
-                records = lay.read_legacy()
-            except (ValueError, KeyError, TypeError, AttributeError) as err:
-                raise ArtifactCorruptedError(
-                    f"registry index {lay.legacy_index} is unreadable ({err}); {_REPAIR_HINT}"
-                ) from err
+            records = self._read_legacy()
             self._keep_beside_objects(records)
             lay.replace_journal(records)
         lay.legacy_index.unlink()  # superseded by the journal, which now holds its records

@@ -245,6 +245,15 @@ class Layout:
         for path, what in ((self.objects, "objects/"), (self.tmp, "tmp/")):
             self._real_dir(path, what)
             path.mkdir(exist_ok=True)
+        fresh = not (self.journal.exists() or self.legacy_index.exists() or self.has_objects())
+        if fresh:
+            # an empty journal before the first object: a store killed after its object
+            # was renamed into place leaves an unindexed object, not a "missing index".
+            # A registry with objects and no journal is damaged, and stays so until a
+            # repair; a version-1 index is migrated into the journal by the writer.
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            os.fsync(fd)
+            os.close(fd)
         if not self.marker.exists():
             text = json.dumps({"format": FORMAT, "version": VERSION, "created": now()}, indent=1)
             self.publish_file(self.marker, text.encode(), "marker")
