@@ -164,7 +164,9 @@ def invert(
 
       plumax invert scene.nc
 
-      plumax invert scene.nc --method nuts --out posterior.json --registry ./plumax-runs
+      plumax invert scene.nc --out posterior.json --registry ./plumax-runs
+
+      plumax invert scene.nc --method nuts --out posterior-nuts.json
     """
     import jax.random as jr
 
@@ -244,7 +246,7 @@ def retrieve(
 
       plumax demo --fast --out demo && plumax retrieve demo/scene.nc --out retrieved.nc
 
-      plumax retrieve scene.nc --out retrieved.nc --summary retrieval.json --no-oe
+      plumax retrieve demo/scene.nc --out retrieved.nc --summary retrieval.json --no-oe
     """
     import json
 
