@@ -9,7 +9,6 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 
@@ -23,20 +22,18 @@ GATES = {
 }
 
 
-def _cycle(root):
-    from plumax._cli import app
-
-    r = CliRunner().invoke(app, ["cycle", "--fast", "--root", str(root)], catch_exceptions=False)
+def _cycle(plumax_cli, root):
+    """``plumax cycle --fast`` through the CLI harness: only ``root`` may change."""
+    r = plumax_cli("cycle", "--fast", "--root", root.name, root=root.parent, outputs=[root])
     assert r.exit_code == 0, r.output
     return r
 
 
-def test_plumax_cycle_fast_report_diff_and_lineage(tmp_path):
-    from plumax._cli import app
+def test_plumax_cycle_fast_report_diff_and_lineage(tmp_path, plumax_cli):
     from plumax_core import ArtifactRegistry, CycleReport
 
     root = tmp_path / "runs"
-    first = _cycle(root)
+    first = _cycle(plumax_cli, root)
     assert "first report in this registry" in first.stdout
     reports = sorted((root / "reports").glob("gaussian-cycle-*.json"))
     assert len(reports) == 1
@@ -53,7 +50,7 @@ def test_plumax_cycle_fast_report_diff_and_lineage(tmp_path):
     assert report.stage("emulator-jacobian").passed
     assert report.stage("amortized-calibration").metric("sbc_p_bonferroni").value > 0.01
 
-    second = _cycle(root)
+    second = _cycle(plumax_cli, root)
     assert "overall:" in second.stdout and "unchanged" in second.stdout
     diffs = sorted((root / "reports").glob("gaussian-cycle-*-diff.json"))
     assert len(diffs) == 1
@@ -66,8 +63,15 @@ def test_plumax_cycle_fast_report_diff_and_lineage(tmp_path):
     node = reg.lineage("gaussian-cycle-report")
     assert not node.problems
     shutil.rmtree(reg.path("gaussian-emulator").parent)
-    r = CliRunner().invoke(
-        app, ["registry", "lineage", "gaussian-cycle-report", "--root", str(root)]
+    inputs = [p for p in root.rglob("*") if p.is_file()]
+    r = plumax_cli(
+        "registry",
+        "lineage",
+        "gaussian-cycle-report",
+        "--root",
+        "runs",
+        root=tmp_path,
+        inputs=inputs,
     )
     assert r.exit_code == 0, r.output
     assert "gaussian-emulator" in r.stdout and "missing" in r.stdout

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 OUTPUTS = (
     "report.html",
@@ -37,16 +36,9 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    from plumax._cli import app
-
+def demo_run(tmp_path_factory, plumax_cli):
     d = tmp_path_factory.mktemp("demo")
-    cwd = os.getcwd()
-    os.chdir(d)
-    try:
-        r = CliRunner().invoke(app, ["demo", "--fast", "--out", "demo"], catch_exceptions=False)
-    finally:
-        os.chdir(cwd)
+    r = plumax_cli("demo", "--fast", "--out", "demo", root=d, outputs=["demo"])
     assert r.exit_code == 0, r.output
     assert os.listdir(d) == ["demo"]  # nothing outside the output folder
     return d / "demo", r
