@@ -303,9 +303,9 @@ def demo(
 
     The full chain: a synthetic EMIT-like radiance overpass of a 1000 kg/h point source
     (Gaussian plume composed with the plumax-rtm radiance operator, 60 m pixels,
-    ~2100-2450 nm), a matched-filter retrieval (plume excluded from the covariance,
-    saturation-corrected, optimal-estimation check), plume mask and IME/CSF quick-look
-    fluxes, then MAP + Laplace and NUTS inversions of the retrieved map: Q in kg/h with
+    ~2100-2450 nm), an albedo-corrected matched-filter retrieval (plume excluded from the
+    covariance, saturation-corrected, optimal-estimation check), plume mask and IME/CSF
+    quick-look fluxes, then MAP + Laplace and NUTS inversions of the retrieved map: Q in kg/h with
     its 90% interval next to the truth. Writes report.html (scene, radiance band,
     retrieved enhancement, plume mask, posterior marginals), scene.nc, retrieved.nc,
     summary.json, posteriors and a registry. Under 3 minutes on 2 CPU cores.

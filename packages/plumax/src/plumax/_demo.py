@@ -5,9 +5,9 @@ The full Tier IV chain (all composition; the physics is in the libraries):
 1. a synthetic EMIT-like radiance overpass of a point source:
    ``plumax_core.compose(pixel-averaged GaussianPlume, plumax_rtm.RadianceOperator)``
    with per-pixel albedo and instrument noise (:func:`plumax.pipelines.simulate_radiance`);
-2. matched-filter retrieval (plume excluded from the covariance), saturation correction,
-   plume mask, IME/CSF quick-look fluxes and an optimal-estimation check
-   (:func:`plumax.pipelines.retrieve`);
+2. albedo-corrected matched-filter retrieval (plume excluded from the covariance),
+   saturation correction, plume mask, IME/CSF quick-look fluxes and an
+   optimal-estimation check (:func:`plumax.pipelines.retrieve`);
 3. MAP + Laplace and NUTS inversions of the RETRIEVED map (:func:`plumax.pipelines.invert`),
    Q with the retrieval's gain uncertainty folded in (:func:`add_gain_uncertainty`);
 4. ``report.html`` (figures embedded as base64 PNG), ``scene.nc`` (radiance cube + truth),
@@ -151,8 +151,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #aaa;padding:2px 8px}}<
 <p>A Gaussian plume (plumax-transport, pixel-averaged) composed with the plumax-rtm radiance
 operator (<code>plumax_core.compose</code>): {len(sc.wavelengths)} {sc.instrument}-like bands
 {sc.wavelengths[0]:.0f}-{sc.wavelengths[-1]:.0f} nm, mag1c-derived CH4 absorption, albedo
-0.25 ± 0.08 per pixel, SNR {sc.snr:g}. Retrieved enhancement: classic matched filter with a
-dilated first-pass plume mask excluded from the covariance, desaturated through the
+0.25 ± 0.08 per pixel, SNR {sc.snr:g}. Retrieved enhancement: albedo-corrected classic matched
+filter with a dilated first-pass plume mask excluded from the covariance, desaturated through the
 Beer-Lambert saturation curve (optimal-estimation check: {oe_txt}). The retrieved map
 (per-pixel σ × empirical off-plume residual scale {ret.residual_scale:.2f}) is inverted for
 Q, x0, y0 with vardax-lite (MAP + Laplace, NUTS). Q folds in a ±{100 * qsum["gain_std"]:.0f}%

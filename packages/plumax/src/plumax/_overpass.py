@@ -5,11 +5,11 @@ Composition only (the physics lives in plumax-transport and plumax-rtm):
 * :func:`simulate_radiance` — ``plumax_core.compose(GaussianPlume(ColumnImage),
   RadianceOperator)`` on EMIT-like bands, per-pixel surface albedo and instrument noise
   drawn from explicit keys → :class:`RadianceScene`;
-* :func:`retrieve` — two-pass classic matched filter (plume excluded from the background
-  covariance), saturation correction, plume mask, IME/CSF quick-look fluxes and an
-  optional optimal-estimation check on plume pixels → :class:`Retrieval`, whose
-  :meth:`Retrieval.scene_dataset` is a column scene that :func:`plumax.pipelines.invert`
-  reads like any other.
+* :func:`retrieve` — two-pass, albedo-corrected classic matched filter (plume excluded
+  from the background covariance), saturation correction, plume mask, IME/CSF
+  quick-look fluxes and an optional optimal-estimation check on plume pixels →
+  :class:`Retrieval`, whose :meth:`Retrieval.scene_dataset` is a column scene that
+  :func:`plumax.pipelines.invert` reads like any other.
 """
 
 import dataclasses
