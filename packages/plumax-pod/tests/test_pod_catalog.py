@@ -5,6 +5,7 @@ import csv
 import numpy as np
 import pytest
 
+from plumax_core import units as core_units
 from plumax_pod import (
     CatalogError,
     PlumeCatalog,
@@ -29,6 +30,19 @@ def test_units():
     assert float(rate_to_kg_s(2.0, "kg/s")) == 2.0
     with pytest.raises(ValueError, match="units"):
         rate_to_kg_s(1.0, "lb/h")
+
+
+@pytest.mark.parametrize("spelling", sorted(core_units.RATE_UNITS))
+def test_reader_uses_the_core_unit_table(tmp_path, spelling):
+    """Every spelling of plumax_core.units is read, with the core's factor, bit for bit."""
+    path = tmp_path / "units.csv"
+    _write(
+        path,
+        ["time", "lat", "lon", "q", "units"],
+        [["2024-03-01T10:00:00Z", "31.5", "-102.0", "360", spelling]],
+    )
+    assert read_catalog(path).q[0] == 360.0 * core_units.RATE_UNITS[spelling]
+    assert rate_to_kg_s(360.0, spelling) == core_units.rate_to_kg_s(360.0, spelling)
 
 
 def test_round_trip_canonical(tmp_path):

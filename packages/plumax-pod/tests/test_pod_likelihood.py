@@ -130,8 +130,11 @@ def test_mark_data_from_dicts_json_and_units(x64):
     assert np.allclose(sm.log_q, np.log(0.1)) and np.allclose(sm.log_prior, np.log(0.1))
     with pytest.raises(ValueError, match="mixes"):
         mark_data_from_dicts([recs[0], {"samples": [1.0], "log_prior": [0.0]}])
-    with pytest.raises(ValueError, match="units"):
+    with pytest.raises(ValueError, match=r"`records\[0\]\['units'\]` 'lb/h'"):
         mark_data_from_dicts([{"mean": 0.0, "std": 1.0, "units": "lb/h"}])
+    # Any rate unit of plumax_core.units: 0.18 t/h = 180 kg/h = 0.05 kg/s.
+    t_h = mark_data_from_dicts([{"mean": float(np.log(0.18)), "std": 0.3, "units": "T/h"}])
+    assert np.allclose(t_h.mean, np.log(0.05))
     with pytest.raises(ValueError, match="prior_std"):
         GaussianMarks([0.0], [1.0], jnp.asarray([0.0]), jnp.asarray([0.5]))
 

@@ -217,17 +217,20 @@ def test_invert_prints_the_pipeline_warnings(work, plumax_cli, monkeypatch):
 def test_retrieve_prints_the_pipeline_warnings(work, plumax_cli, monkeypatch):
     import numpy as np
 
-    from plumax import _overpass, pipelines as pl
+    from plumax import pipelines as pl
 
     class Scene:
         wavelengths = np.linspace(2100.0, 2400.0, 5)
         instrument = "EMIT"
 
-    class Retrieval:
+    class Result:
         enhancement = np.zeros((3, 4))
 
+    class Retrieval:
+        result = Result()
+
         def scene_dataset(self):
-            return xr.Dataset({"values": (("y", "x"), self.enhancement)})
+            return xr.Dataset({"values": (("y", "x"), self.result.enhancement)})
 
         def summary(self):
             return {
@@ -240,7 +243,7 @@ def test_retrieve_prints_the_pipeline_warnings(work, plumax_cli, monkeypatch):
                 "warnings": ["only 3 valid pixels remain"],
             }
 
-    monkeypatch.setattr(_overpass, "read_radiance_scene", lambda ds: Scene())
+    monkeypatch.setattr(pl, "read_radiance_scene", lambda ds: Scene())
     monkeypatch.setattr(pl, "retrieve", lambda sc, **kw: Retrieval())
     r = plumax_cli(
         "retrieve", "scene.nc", "--out", "r.nc", "--summary", "r.json", root=work,

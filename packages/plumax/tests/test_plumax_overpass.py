@@ -1,4 +1,8 @@
-"""Fast checks of the demo's Tier IV overpass pipeline (simulate_radiance -> retrieve)."""
+"""Fast checks of the demo's Tier IV overpass pipeline (simulate_radiance -> retrieve).
+
+The algorithms are plumax-rtm's (``retrieve_scene``, ``with_gain_error``; tested in
+``packages/plumax-rtm/tests/test_rtm_scene_retrieval.py``); these tests check that the
+pipeline composes them and that the radiance file converts once, at the reader."""
 
 import jax.numpy as jnp
 import jax.random as jr
@@ -23,6 +27,7 @@ def scene():
 
 def test_radiance_scene_is_deterministic_and_absorbs_in_the_plume(scene):
     ny, nx, m = scene.radiance.shape
+    assert scene.radiance.kind == "radiance" and scene.radiance.dims == ("y", "x", "band")
     assert (ny, nx) == (16, 16) and m == scene.wavelengths.size > 10
     again = simulate_radiance(
         q_kgh=3000.0,
@@ -31,11 +36,11 @@ def test_radiance_scene_is_deterministic_and_absorbs_in_the_plume(scene):
         key_surface=jr.key(1),
         key_noise=jr.key(2),
     )
-    np.testing.assert_array_equal(again.radiance, scene.radiance)
+    np.testing.assert_array_equal(again.radiance.values, scene.radiance.values)
     # Beer-Lambert: the plume darkens the scene, more in the strong CH4 band (~2300 nm)
     # than in the weak one (~2150 nm); compare noise-free model radiance per pixel
     # with the q=0 radiance of the same surface.
-    col = np.asarray(scene.column["values"])
+    col = np.asarray(scene.column.values)
     peak = np.unravel_index(np.argmax(col), col.shape)
     strong = int(np.argmin(np.abs(scene.wavelengths - 2300.0)))
     weak = int(np.argmin(np.abs(scene.wavelengths - 2150.0)))
@@ -48,8 +53,8 @@ def test_radiance_scene_is_deterministic_and_absorbs_in_the_plume(scene):
 
 
 def test_retrieval_tracks_the_true_column(scene):
-    ret = retrieve(scene, optimal_estimation=False)
-    truth = np.asarray(scene.column["values"])
+    ret = retrieve(scene, optimal_estimation=False).result
+    truth = np.asarray(scene.column.values)
     ok = ret.valid & ret.mask
     assert ok.sum() >= 5, "the plume must be detected"
     slope = np.sum(ret.enhancement[ok] * truth[ok]) / np.sum(truth[ok] ** 2)
@@ -64,8 +69,8 @@ def test_retrieval_gain_does_not_follow_the_surface_albedo(scene):
     """Albedo correction (Thompson et al. 2016): uncorrected, the filter's response to a
     plume pixel scales with its brightness (slope 1.05 of enhancement/truth against
     albedo/mean albedo here), a per-pixel gain error the inversion cannot model."""
-    ret = retrieve(scene, optimal_estimation=False)
-    truth = np.asarray(scene.column["values"])
+    ret = retrieve(scene, optimal_estimation=False).result
+    truth = np.asarray(scene.column.values)
     sel = ret.valid & (truth > 300.0)
     assert sel.sum() >= 20
     ratio = ret.enhancement[sel] / truth[sel]
@@ -98,14 +103,16 @@ def test_radiance_scene_file_round_trip_retrieves_the_same_map(scene, tmp_path):
     scene.to_dataset().to_netcdf(path)
     with xr.open_dataset(path) as ds:
         back = read_radiance_scene(ds.load())
-    np.testing.assert_array_equal(back.radiance, scene.radiance)
+    np.testing.assert_array_equal(back.radiance.values, scene.radiance.values)
+    np.testing.assert_array_equal(back.radiance.sigma, scene.radiance.sigma)
+    np.testing.assert_array_equal(back.column.values, scene.column.values)
     np.testing.assert_allclose(back.wavelengths, scene.wavelengths)
     np.testing.assert_allclose(np.asarray(back.srf.matrix), np.asarray(scene.srf.matrix))
     assert back.sza_deg == scene.sza_deg and back.pixel_size == scene.pixel_size
     a = retrieve(scene, optimal_estimation=False)
     b = retrieve(back, optimal_estimation=False)
-    np.testing.assert_allclose(b.enhancement, a.enhancement, rtol=1e-5, atol=1e-3)
-    np.testing.assert_array_equal(b.mask, a.mask)
+    np.testing.assert_allclose(b.result.enhancement, a.result.enhancement, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(b.result.mask, a.result.mask)
     # the retrieved column scene carries the pixel averaging into the inversion model
     from plumax import read_scene
 
@@ -113,8 +120,13 @@ def test_radiance_scene_file_round_trip_retrieves_the_same_map(scene, tmp_path):
     assert rs.truth == {"Q_kgh": 3000.0, "x0": 0.0, "y0": 0.0}
     p = {"Q": jnp.asarray(3000.0 / 3600.0), "x0": 0.0, "y0": 0.0}
     np.testing.assert_allclose(
-        np.asarray(rs.model(p, rs.met).values), np.asarray(scene.column["values"]), rtol=1e-5
+        np.asarray(rs.model(p, rs.met).values), np.asarray(scene.column.values), rtol=1e-5
     )
+    # one carrier: the written column scene reads back as the retrieval's Observations
+    obs = b.observations()
+    for field in ("values", "sigma", "mask"):
+        np.testing.assert_array_equal(getattr(rs.observations, field), getattr(obs, field))
+    assert rs.observations.kind == obs.kind == "column_ppm_m"
 
 
 @pytest.mark.parametrize(
@@ -162,8 +174,9 @@ def test_impossible_radiance_is_rejected_by_name(scene, edit, needle):
     # retrieve() applies the same rules to a scene built in code
     import dataclasses
 
-    bad = dataclasses.replace(scene, radiance=np.asarray(ds["radiance"].values))
-    if bad.radiance.shape[-1] == scene.radiance.shape[-1]:
+    values = np.asarray(ds["radiance"].values)
+    if values.shape[-1] == scene.radiance.shape[-1]:
+        bad = dataclasses.replace(scene, radiance=scene.radiance.replace(values=values))
         with pytest.raises(ValueError, match=needle):
             retrieve(bad, optimal_estimation=False)
 
@@ -173,10 +186,11 @@ def test_too_few_valid_pixels_says_how_many_remain(scene):
     import dataclasses
 
     m = scene.radiance.shape[-1]
-    rad = scene.radiance.copy()
+    rad = np.array(scene.radiance.values)
     flat = rad.reshape(-1, m)
     flat[m - 5 :] = np.nan  # keep m - 5 finite pixels of 256
-    bad = dataclasses.replace(scene, radiance=rad, sigma=None)
+    masked = scene.radiance.replace(values=rad, mask=np.isfinite(rad), sigma=None)
+    bad = dataclasses.replace(scene, radiance=masked)
     n_bad = 256 - (m - 5)
     with pytest.raises(
         ValueError, match=rf"only {m - 5} of 256 pixels .*{n_bad} non-finite.* at least {m + 1}"

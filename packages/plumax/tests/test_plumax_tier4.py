@@ -1,13 +1,16 @@
-"""Tier IV coupled inversion: recovery, fusion tightening, hold-out, building blocks."""
+"""Tier IV coupled inversion through the pipeline: recovery, fusion tightening, hold-out.
 
-import jax.numpy as jnp
+The building blocks (plumax_core's BlockAverage, FusedForwardModel, Instrument, pin,
+holdout_check) are tested in plumax-core (test_fusion.py, test_block_average.py,
+test_pin.py); here they are composed with the Gaussian plume and vardax-lite."""
+
 import jax.random as jr
 import numpy as np
 import pytest
 
 import plumax
 from plumax import pipelines as pl
-from plumax_core import MetField, gates
+from plumax_core import MetField
 from plumax_transport import GaussianPlume
 
 TRUTH = {"Q": 0.1, "x0": 0.0, "y0": 0.0, "bias_fine": 6.0, "bias_coarse": -8.0, "bias_mid": 3.0}
@@ -41,24 +44,6 @@ def setup():
         "singles": singles,
         "held": held,
     }
-
-
-def test_fused_model_layout(setup):
-    model = setup["model"]
-    assert model.param_spec.names == ("Q", "x0", "y0", "bias_fine", "bias_coarse", "bias_mid")
-    assert model.param_spec["bias_mid"].units == "ppm m"
-    assert [s[3] for s in model.segments] == [(24, 24), (6, 6), (12, 12)]
-    p = {k: jnp.asarray(v) for k, v in TRUTH.items()}
-    out = model(p, setup["met"])
-    parts = model.split(out.values)
-    clean = setup["base"]({k: p[k] for k in ("Q", "x0", "y0")}, setup["met"]).values
-    assert out.dims == ("obs",) and out.size == 24 * 24 + 36 + 144
-    # the coarse instrument sees the 4x4 block mean times its kernel plus its bias
-    want = 0.8 * clean.reshape(6, 4, 6, 4).mean(axis=(1, 3)) - 8.0
-    np.testing.assert_allclose(parts["coarse"], want, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(parts["fine"], clean + 6.0, rtol=1e-6, atol=1e-4)
-    idx = model.instrument_index()
-    assert (idx[:576] == 0).all() and (idx[576:612] == 1).all() and (idx[612:] == 2).all()
 
 
 def test_recovery_of_q_and_biases(setup):
@@ -103,35 +88,3 @@ def test_hold_out_flags_an_inconsistent_instrument(setup):
     data = dict(setup["data"], mid=bad["mid"])
     res = pl.fuse_instruments(data, setup["met"], setup["base"], setup["insts"], hold_out="mid")
     assert res.holdout["reduced_chi2"] > 2.5
-
-
-def test_block_average_linearization_passes_dot_product_test(getkey):
-    op = plumax.BlockAverage(2, jnp.full((3, 3), 0.7))
-    state = jr.normal(getkey(), (6, 6))
-    lin = op.linearize(state)
-    out = op(state).values
-    res = gates.dot_product_test(lin.mv, lin.transpose().mv, state, out, key=getkey())
-    assert res.passed
-    np.testing.assert_allclose(lin.mv(state), op(state).values, rtol=1e-5)
-
-
-def test_bad_inputs():
-    met = MetField.uniform(4.0, 270.0, stability="C")
-    base = plumax.pin(GaussianPlume(pl.default_geometry(12)), H=5.0)
-    with pytest.raises(ValueError, match="name"):
-        plumax.Instrument("not valid", None, sigma=1.0)
-    with pytest.raises(ValueError, match="sigma"):
-        plumax.Instrument("a", None, sigma=-1.0)
-    with pytest.raises(ValueError, match="unique"):
-        plumax.FusedForwardModel(base, [plumax.Instrument("a", None, 1.0)] * 2, met)
-    with pytest.raises(ValueError, match="multiple"):
-        plumax.FusedForwardModel(base, [plumax.Instrument("a", plumax.BlockAverage(5), 1.0)], met)
-    with pytest.raises(ValueError, match="factor"):
-        plumax.BlockAverage(0)
-    with pytest.raises(ValueError, match="not parameters"):
-        plumax.pin(GaussianPlume(pl.default_geometry(12)), Z=1.0)
-    with pytest.raises(ValueError, match="outside"):
-        plumax.pin(GaussianPlume(pl.default_geometry(12)), H=-1.0)
-    model = plumax.FusedForwardModel(base, [plumax.Instrument("a", None, 1.0)], met)
-    with pytest.raises(ValueError, match="no observations"):
-        plumax.fuse_observations(model, {})

@@ -46,4 +46,31 @@ from ._npe import NPE as NPE
 from ._simulate import SimulationBank as SimulationBank, simulate as simulate
 from ._train import TrainConfig as TrainConfig, TrainHistory as TrainHistory, fit_npe as fit_npe
 
+__all__ = [
+    "AbstractEmbedding",
+    "AbstractNoiseModel",
+    "build_flow",
+    "c2st",
+    "calibration_report",
+    "CNNEmbedding",
+    "DeepSetEmbedding",
+    "fit_npe",
+    "FlowConfig",
+    "GaussianNoise",
+    "load_npe",
+    "MLPEmbedding",
+    "NPE",
+    "ObservationNoise",
+    "posterior_predictive_check",
+    "ProposalCorrection",
+    "RandomMask",
+    "save_npe",
+    "sbc_check",
+    "simulate",
+    "SimulationBank",
+    "tarp_check",
+    "TrainConfig",
+    "TrainHistory",
+]
+
 __version__ = importlib.metadata.version("plumax-amortize")

@@ -1,12 +1,9 @@
 """Checkpoints of trained estimators in the core :class:`~plumax_core.ArtifactRegistry`.
 
-flowjax flows hold closures (parameterisation constructors), which no content-addressed
-serialiser can store by reference. A checkpoint therefore keeps the flow's *recipe*
-(:class:`FlowConfig` and its dimensions) and its array leaves; loading rebuilds the same
-flow from the recipe and puts the stored arrays back. Everything else (the summary
-network, the parameter spec, the standardisation) is stored as is. The checkpoint's
-content hash (``tree_hash``) is the estimator's ``artifact_hash``, so the hash in a
-posterior's provenance is the hash the registry stores the estimator under.
+The format (what a checkpoint holds, and its hash) is :mod:`._checkpoint_format`; this
+module rebuilds an :class:`NPE` from a checkpoint and stores and loads estimators. The
+checkpoint's content hash (``tree_hash``) is the estimator's ``artifact_hash``, so the
+hash in a posterior's provenance is the hash the registry stores the estimator under.
 """
 
 from collections.abc import Mapping
@@ -22,56 +19,20 @@ from plumax_core import (
     ArtifactRegistry,
     ModelRole,
     ParamSpec,
-    tree_hash,
 )
 
+from ._checkpoint_format import FORMAT, VERSION, checkpoint_hash, to_checkpoint
 from ._flows import FlowConfig, build_flow
+from ._npe import NPE
 
-_FORMAT = "plumax-amortize/npe"
-_VERSION = 1
-
-
-def _flow_arrays(flow) -> list[np.ndarray]:
-    arrays, _ = eqx.partition(flow, eqx.is_array)
-    return [np.asarray(a) for a in jax.tree_util.tree_leaves(arrays)]
-
-
-def to_checkpoint(npe) -> dict[str, Any]:
-    """A serialisable dict holding everything needed to rebuild ``npe`` exactly."""
-    ckpt = {
-        "format": _FORMAT,
-        "version": _VERSION,
-        "flow_config": npe.flow_config.to_dict(),
-        "dim": int(npe.theta_loc.shape[0]),
-        "cond_dim": int(npe.embedding.out_dim),
-        "flow_arrays": _flow_arrays(npe.flow),
-        "embedding": npe.embedding,
-        "param_spec": npe.param_spec.to_dict(),
-        "theta_loc": np.asarray(npe.theta_loc),
-        "theta_scale": np.asarray(npe.theta_scale),
-        "obs_loc": np.asarray(npe.obs_loc),
-        "obs_scale": np.asarray(npe.obs_scale),
-        "simulator_id": npe.simulator_id,
-        "simulator_hash": npe.simulator_hash,
-        "dataset_hash": npe.dataset_hash,
-    }
-    if npe.correction is not None:  # absent otherwise: earlier checkpoints keep their hash
-        ckpt["correction"] = npe.correction
-    return ckpt
-
-
-def checkpoint_hash(npe) -> str:
-    """Content hash (sha256 hex) of the estimator's checkpoint."""
-    return tree_hash(to_checkpoint(npe))
+__all__ = ["checkpoint_hash", "from_checkpoint", "load_npe", "save_npe", "to_checkpoint"]
 
 
 def from_checkpoint(ckpt: Mapping[str, Any]):
     """Inverse of :func:`to_checkpoint`."""
-    from ._npe import NPE
-
-    if not isinstance(ckpt, Mapping) or ckpt.get("format") != _FORMAT:
+    if not isinstance(ckpt, Mapping) or ckpt.get("format") != FORMAT:
         raise ValueError("`ckpt` is not a plumax-amortize NPE checkpoint")
-    if ckpt.get("version") != _VERSION:
+    if ckpt.get("version") != VERSION:
         raise ValueError(f"unsupported NPE checkpoint version {ckpt.get('version')!r}")
     config = FlowConfig.from_dict(dict(ckpt["flow_config"]))
     skeleton = build_flow(config, ckpt["dim"], ckpt["cond_dim"], key=jr.key(0))
@@ -116,8 +77,6 @@ def save_npe(
     Returns:
         The artifact hash (equal to ``npe.artifact_hash``).
     """
-    from ._npe import NPE
-
     if not isinstance(npe, NPE):
         raise TypeError(f"`npe` must be an NPE, got {type(npe).__name__}")
     if not isinstance(registry, ArtifactRegistry):

@@ -27,6 +27,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from plumax_core import Observations, ParamSpec, Posterior, Provenance, make_provenance
 
+from ._checkpoint_format import checkpoint_hash
 from ._correction import ProposalCorrection
 from ._embeddings import AbstractEmbedding
 from ._flows import FlowConfig
@@ -96,8 +97,6 @@ class NPE(eqx.Module):
         self.simulator_hash = str(simulator_hash)
         self.dataset_hash = str(dataset_hash)
         self.correction = correction
-        from ._checkpoint import checkpoint_hash
-
         self.artifact_hash = checkpoint_hash(self)
 
     def __check_init__(self):

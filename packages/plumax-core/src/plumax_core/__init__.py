@@ -1,8 +1,10 @@
 """plumax-core: the protocols and types every plumax library is built against.
 
-See ``DESIGN.md`` section 3. Public names are re-exported here; structured linear
-algebra lives in :mod:`plumax_core.linalg` and the cycle's validation gates in
-:mod:`plumax_core.gates`.
+See ``docs/architecture.md`` (the package rules and the core types). Public names are
+re-exported here; structured linear algebra lives in :mod:`plumax_core.linalg`, the
+cycle's validation gates in :mod:`plumax_core.gates`, every unit conversion in
+:mod:`plumax_core.units` and the one validation rule per quantity in
+:mod:`plumax_core.validation`.
 """
 
 import importlib.metadata
@@ -12,8 +14,10 @@ from . import (
     linalg as linalg,
     testing as testing,
     training as training,
+    units as units,
     validation as validation,
 )
+from ._block_average import BlockAverage as BlockAverage
 from ._cycle import (
     CycleBenchmark as CycleBenchmark,
     CycleReport as CycleReport,
@@ -39,6 +43,14 @@ from ._forward import (
     compose as compose,
     forward_flat as forward_flat,
 )
+from ._fusion import (
+    FusedForwardModel as FusedForwardModel,
+    HoldoutCheck as HoldoutCheck,
+    Instrument as Instrument,
+    fuse_observations as fuse_observations,
+    holdout_check as holdout_check,
+    simulate_instruments as simulate_instruments,
+)
 from ._met import (
     STABILITY_CLASSES as STABILITY_CLASSES,
     MetField as MetField,
@@ -51,6 +63,7 @@ from ._observations import (
     register_observation_kind as register_observation_kind,
 )
 from ._params import Param as Param, ParamSpec as ParamSpec
+from ._pin import PinnedForwardModel as PinnedForwardModel, pin as pin
 from ._posterior import Posterior as Posterior
 from ._prior import (
     AbstractPrior as AbstractPrior,
@@ -83,5 +96,75 @@ from ._serialise import (
     serialise as serialise,
     tree_hash as tree_hash,
 )
+
+__all__ = [
+    "AbstractForwardModel",
+    "AbstractObservationOperator",
+    "AbstractPrior",
+    "AmbiguousArtifactError",
+    "ArtifactCorruptedError",
+    "ArtifactLineage",
+    "ArtifactNotFoundError",
+    "ArtifactRecord",
+    "ArtifactRegistry",
+    "autodiff_linearization",
+    "BlockAverage",
+    "clean_errors",
+    "compose",
+    "ComposedForwardModel",
+    "CycleBenchmark",
+    "CycleReport",
+    "CycleStageBenchmark",
+    "deserialise",
+    "filter_jit",
+    "forward_flat",
+    "fuse_observations",
+    "FusedForwardModel",
+    "gates",
+    "GaussianPrior",
+    "holdout_check",
+    "HoldoutCheck",
+    "Instrument",
+    "InvalidInputError",
+    "linalg",
+    "LineageNode",
+    "make_provenance",
+    "MetField",
+    "MetricChange",
+    "MetricResult",
+    "MixturePrior",
+    "ModelRole",
+    "NotARegistryError",
+    "OBSERVATION_KINDS",
+    "Observations",
+    "OracleStrength",
+    "package_versions",
+    "Param",
+    "ParamSpec",
+    "pin",
+    "PinnedForwardModel",
+    "Posterior",
+    "Provenance",
+    "ReadOnlyRegistryError",
+    "register_observation_kind",
+    "RegistryCheck",
+    "Replacement",
+    "ReportDiff",
+    "REQUIRED_PROVENANCE_KEYS",
+    "SerialisationError",
+    "serialise",
+    "simulate_instruments",
+    "STABILITY_CLASSES",
+    "stability_index",
+    "StageChange",
+    "StageResult",
+    "testing",
+    "Tolerance",
+    "training",
+    "units",
+    "tree_hash",
+    "validation",
+    "wind_components",
+]
 
 __version__ = importlib.metadata.version("plumax-core")

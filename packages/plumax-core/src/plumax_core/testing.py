@@ -57,7 +57,8 @@ def check_forward_model(
         model: the model under test.
         params_batch: a params dict with a leading batch axis (>= 2 entries).
         met: the met to run under.
-        rtol, atol: tolerance for jit-vs-eager and vmap-vs-loop agreement.
+        rtol: relative tolerance for jit-vs-eager and vmap-vs-loop agreement.
+        atol: absolute tolerance for the same comparisons.
         grad_params: parameters whose gradient must be finite (default: all).
 
     Returns:

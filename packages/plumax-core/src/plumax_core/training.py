@@ -5,3 +5,7 @@ optax-style ``update`` method.
 """
 
 from ._training import minibatch_epoch as minibatch_epoch
+
+__all__ = [
+    "minibatch_epoch",
+]

@@ -43,4 +43,27 @@ from ._train import (
     fit_emulator as fit_emulator,
 )
 
+__all__ = [
+    "AbstractEmulatorNet",
+    "AbstractMetFeatures",
+    "accuracy_gate",
+    "ConvDecoderNet",
+    "CorruptedShardWarning",
+    "error_summary",
+    "fit_emulator",
+    "jacobian_gate",
+    "MetMismatchWarning",
+    "MLPNet",
+    "NeuralForward",
+    "OutOfDistributionWarning",
+    "OutputTransform",
+    "PCANet",
+    "relative_l2_errors",
+    "SimulationDataset",
+    "Standardiser",
+    "TrainConfig",
+    "TrainResult",
+    "WindFeatures",
+]
+
 __version__ = importlib.metadata.version("plumax-emulate")

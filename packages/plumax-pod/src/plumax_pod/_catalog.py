@@ -46,16 +46,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from plumax_core import units as _units
 from plumax_core.validation import MAX_WIND_SPEED
 
 from ._catalog_csv import StrictCSV, duplicate_rows
 from ._catalog_schema import (
-    _UNITS,
     FIELDS,
     REQUIRED,
     SCHEMAS,
     CatalogSchema,
-    _unit_key,
     kg_s_to,
 )
 from ._catalog_times import DEFAULT_YEARS, TimeRule, iso_utc
@@ -189,6 +188,14 @@ class PlumeCatalog:
                 w.writerow([row[c] for c in cols])
 
 
+def _rate_factor_or_none(units: str) -> float | None:
+    """kg/s per ``units`` (:func:`plumax_core.units.rate_factor`), None if unknown."""
+    try:
+        return _units.rate_factor(units)
+    except ValueError:
+        return None
+
+
 def _floats(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(values, blank, bad)``: float64 values (NaN where blank or bad), and masks of
     blank fields and of fields that are not numbers."""
@@ -291,14 +298,13 @@ class _Reader:
                         )
                     )
             out[f] = v
-        default = _UNITS[_unit_key(self.schema.rate_units)]
+        default = _units.rate_factor(self.schema.rate_units, name="rate_units")
         factor = np.full(m, default)
         if "units" in raw:
             memo: dict[str, float | None] = {}
             for i, u in enumerate(raw["units"]):
                 if u not in memo:  # a blank cell means the schema's rate_units
-                    key = _unit_key(u)
-                    memo[u] = _UNITS.get(key) if key else default
+                    memo[u] = _rate_factor_or_none(u) if u.strip() else default
                 if memo[u] is None:
                     problems.append((i, f"unknown rate units {u!r}"))
                     factor[i] = np.nan

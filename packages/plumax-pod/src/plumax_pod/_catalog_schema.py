@@ -2,7 +2,8 @@
 
 See :mod:`plumax_pod._catalog` for the fields and the reading rules. Rates are
 converted to kg/s from ``kg/s``, ``kg/h``, ``t/h`` and their common spellings
-(``kg s-1``, ``kg/hr``, ``t h-1``, ``tonne/h``; case and spacing ignored).
+(``kg s-1``, ``kg/hr``, ``t h-1``, ``tonne/h``; case and spacing ignored) by
+:mod:`plumax_core.units`, which holds the one table of rate units.
 """
 
 import dataclasses
@@ -10,40 +11,27 @@ from collections.abc import Mapping
 
 import numpy as np
 
-_UNITS = {
-    "kg/s": 1.0,
-    "kg s-1": 1.0,
-    "kg/h": 1 / 3600,
-    "kg/hr": 1 / 3600,
-    "kg h-1": 1 / 3600,
-    "kgh": 1 / 3600,
-    "t/h": 1000 / 3600,
-    "t/hr": 1000 / 3600,
-    "t h-1": 1000 / 3600,
-    "tonne/h": 1000 / 3600,
-}
+from plumax_core import units as _units
+
 FIELDS = ("time", "lat", "lon", "q", "q_sigma", "wind", "instrument", "id", "units")
 REQUIRED = ("time", "lat", "lon", "q")
 
 
-def _unit_key(units: str) -> str:
-    return " ".join(units.strip().lower().split())
-
-
 def rate_to_kg_s(value, units: str):
-    """Convert an emission rate from ``units`` (kg/s, kg/h, t/h, ...) to kg/s."""
-    key = _unit_key(units)
-    if key not in _UNITS:
-        raise ValueError(f"`units` {units!r} is not one of {sorted(_UNITS)}")
-    return np.asarray(value, dtype=float) * _UNITS[key]
+    """Convert an emission rate from ``units`` (kg/s, kg/h, t/h, ...) to kg/s.
+
+    The NumPy front end of :func:`plumax_core.units.rate_to_kg_s` (the unit table lives
+    there): ``value`` becomes a float64 array.
+
+    Raises:
+        ValueError: ``units`` is not an emission-rate unit (the message names ``units``).
+    """
+    return _units.rate_to_kg_s(np.asarray(value, dtype=float), units)
 
 
 def kg_s_to(value, units: str):
-    """Convert kg/s to ``units``."""
-    key = _unit_key(units)
-    if key not in _UNITS:
-        raise ValueError(f"`units` {units!r} is not one of {sorted(_UNITS)}")
-    return np.asarray(value, dtype=float) / _UNITS[key]
+    """Convert kg/s to ``units`` (float64 array; :func:`plumax_core.units.rate_from_kg_s`)."""
+    return _units.rate_from_kg_s(np.asarray(value, dtype=float), units)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +58,7 @@ class CatalogSchema:
         shared = sorted({c for c in names if names.count(c) > 1})
         if shared:
             raise ValueError(f"`columns` maps several fields to the same column(s) {shared}")
-        if _unit_key(self.rate_units) not in _UNITS:
-            raise ValueError(f"`rate_units` {self.rate_units!r} is not one of {sorted(_UNITS)}")
+        _units.rate_factor(self.rate_units, name="rate_units")
 
 
 # Column layouts modelled on the public exports; check them against the file you have.

@@ -20,13 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from plumax_core.units import DAY, HOUR, YEAR
 from plumax_core.validation import as_float_array, check_value
 
 from ._numerics import gauss_legendre
 
-DAY = 86400.0
-YEAR = 365.25 * DAY
-WEEK = 7 * DAY
 _TWO_PI = 2 * np.pi
 
 
@@ -210,7 +208,7 @@ class PeriodicBatchIntensity(AbstractIntensity):
     batch_rate: Float[Array, ""] = eqx.field(converter=jnp.asarray)
     offset: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.0)
     period: float = eqx.field(static=True, default=DAY)
-    duration: float = eqx.field(static=True, default=3600.0)
+    duration: float = eqx.field(static=True, default=HOUR)
 
     def __check_init__(self):
         check_value("base", self.base, nonneg=True)
@@ -271,8 +269,8 @@ class OperationalIntensity(AbstractIntensity):
         week = jnp.floor(day / 7)
         dow = day - 7 * week
         n_work = week * self.workdays + jnp.minimum(dow, self.workdays)
-        d = (self.end_hour - self.start_hour) * 3600.0
-        partial = jnp.clip(s - day * DAY - self.start_hour * 3600.0, 0.0, d)
+        d = (self.end_hour - self.start_hour) * HOUR
+        partial = jnp.clip(s - day * DAY - self.start_hour * HOUR, 0.0, d)
         return n_work * d + jnp.where(dow < self.workdays, partial, 0.0)
 
     def __call__(self, t):
@@ -280,7 +278,7 @@ class OperationalIntensity(AbstractIntensity):
         s = t - self.week_origin
         day = jnp.floor(s / DAY)
         dow = day - 7 * jnp.floor(day / 7)
-        h = (s - day * DAY) / 3600.0
+        h = (s - day * DAY) / HOUR
         on = (dow < self.workdays) & (h >= self.start_hour) & (h < self.end_hour)
         return jnp.where(on, self.rate_on, self.rate_off)
 

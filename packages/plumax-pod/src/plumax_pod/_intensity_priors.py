@@ -7,9 +7,9 @@ phases over the period, lognormal Weibull shape around 1, Beta(2, 5) Hawkes bran
 ratio) and returns the constructed intensity. Site names are ``prefix + field``.
 """
 
+from plumax_core.units import DAY, HOUR, YEAR
+
 from ._intensity import (
-    DAY,
-    YEAR,
     ConstantIntensity,
     DiurnalIntensity,
     DiurnalSeasonalIntensity,
@@ -90,5 +90,5 @@ def sample_intensity(
         return WeibullRenewalIntensity(k, s, history, **static)
     mu = rate("mu")
     alpha = numpyro.sample(prefix + "alpha", dist.Beta(2.0, 5.0))
-    beta = numpyro.sample(prefix + "beta", dist.LogNormal(jnp.log(1.0 / 3600.0), 2.0))
+    beta = numpyro.sample(prefix + "beta", dist.LogNormal(jnp.log(1.0 / HOUR), 2.0))
     return HawkesIntensity(mu, alpha, beta, history)

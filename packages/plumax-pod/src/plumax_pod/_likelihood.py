@@ -32,6 +32,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float
 
+from plumax_core.units import rate_factor
 from plumax_core.validation import as_float_array, check_value, is_concrete
 
 from ._intensity import AbstractIntensity
@@ -287,9 +288,6 @@ def tpp_log_likelihood(
     return log_rate + log_marks - intensity.integrated(t0, t1) * p_bar
 
 
-_KG_H_TO_KG_S = 1.0 / 3600.0
-
-
 def mark_data_from_dicts(records) -> AbstractMarkData:
     """Build mark data from exported per-event mark likelihoods (plain dicts/arrays).
 
@@ -304,7 +302,9 @@ def mark_data_from_dicts(records) -> AbstractMarkData:
       prior log-density) -> :class:`SampleMarks` (takes precedence over ``mean``);
     * ``"space"``: ``"log"`` (default: coordinates are log Q) or ``"linear"`` (samples are
       Q and ``log_prior`` is a density over Q; samples regime only);
-    * ``"units"``: ``"kg/s"`` (default) or ``"kg/h"`` (shifts log Q by ``−log 3600``).
+    * ``"units"``: the emission-rate unit of ``Q``, any of :data:`plumax_core.units.RATE_UNITS`
+      (``"kg/s"`` by default, ``"kg/h"``, ``"t/h"``, ...): log Q is shifted by the log of
+      :func:`plumax_core.units.rate_factor` (``−log 3600`` for kg/h).
 
     Raises:
         ValueError: missing keys, mixed regimes, or inconsistent shapes, naming the event.
@@ -326,10 +326,8 @@ def mark_data_from_dicts(records) -> AbstractMarkData:
 
     shifts, linear = [], []
     for i, r in enumerate(records):
-        units = r.get("units", "kg/s")
-        if units not in ("kg/s", "kg/h"):
-            raise ValueError(f"`records[{i}]['units']` must be 'kg/s' or 'kg/h', got {units!r}")
-        shifts.append(np.log(_KG_H_TO_KG_S) if units == "kg/h" else 0.0)
+        factor = rate_factor(r.get("units", "kg/s"), name=f"records[{i}]['units']")
+        shifts.append(np.log(factor))  # log Q in kg/s = log Q in units + log(kg/s per unit)
         space = r.get("space", "log")
         if space not in ("log", "linear"):
             raise ValueError(f"`records[{i}]['space']` must be 'log' or 'linear', got {space!r}")

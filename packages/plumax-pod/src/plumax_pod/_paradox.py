@@ -18,12 +18,11 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from plumax_core.units import DAY, HOUR, KG_H
 from plumax_core.validation import check_value
 
 from ._marks import AbstractMarkDistribution, LognormalMarks, LognormalParetoMarks
 from ._pod import AbstractPOD, HillPOD, ProbitPOD
-
-_KG_H = 1.0 / 3600.0
 
 
 class ParadoxScenario(eqx.Module):
@@ -39,7 +38,7 @@ class ParadoxScenario(eqx.Module):
     pod: AbstractPOD
     rate: float = eqx.field(static=True)
     window: float = eqx.field(static=True)
-    duration: float = eqx.field(static=True, default=3600.0)
+    duration: float = eqx.field(static=True, default=HOUR)
     description: str = eqx.field(static=True, default="")
 
     def __check_init__(self):
@@ -58,41 +57,40 @@ def canonical_scenarios() -> dict[str, ParadoxScenario]:
     heavy-tailed lognormals (and a lognormal-Pareto), as in aerial surveys of oil and gas
     basins (e.g. Cusworth et al. 2022). They are illustrations, not calibrated values.
     """
-    day = 86400.0
     return {
         "area_flux_mapper": ParadoxScenario(
             LognormalMarks(np.log(2.0), 1.2),
-            HillPOD(20e3 * _KG_H, 3.0),
-            1 / day,
-            365 * day,
+            HillPOD(20e3 * KG_H, 3.0),
+            1 / DAY,
+            365 * DAY,
             description="TROPOMI-class: Q50 = 20 t/h",
         ),
         "point_source_imager": ParadoxScenario(
             LognormalMarks(np.log(0.1), 1.5),
-            HillPOD(800 * _KG_H, 2.5),
-            4 / day,
-            365 * day,
+            HillPOD(800 * KG_H, 2.5),
+            4 / DAY,
+            365 * DAY,
             description="hyperspectral imager (EMIT/PRISMA-class): Q50 = 0.8 t/h",
         ),
         "high_res_commercial": ParadoxScenario(
             LognormalMarks(np.log(0.03), 1.3),
-            ProbitPOD(150 * _KG_H, 0.6),
-            4 / day,
-            365 * day,
+            ProbitPOD(150 * KG_H, 0.6),
+            4 / DAY,
+            365 * DAY,
             description="GHGSat-class: Q50 = 150 kg/h, probit POD",
         ),
         "aircraft": ParadoxScenario(
             LognormalMarks(np.log(0.005), 1.5),
-            HillPOD(10 * _KG_H, 2.0),
-            10 / day,
-            30 * day,
+            HillPOD(10 * KG_H, 2.0),
+            10 / DAY,
+            30 * DAY,
             description="airborne imaging spectrometer: Q50 = 10 kg/h",
         ),
         "heavy_tail": ParadoxScenario(
             LognormalParetoMarks(np.log(0.05), 1.0, 0.3, 1.6),
-            HillPOD(500 * _KG_H, 2.0),
-            4 / day,
-            365 * day,
+            HillPOD(500 * KG_H, 2.0),
+            4 / DAY,
+            365 * DAY,
             description="lognormal body, Pareto tail (alpha = 1.6) above 0.3 kg/s",
         ),
     }

@@ -24,6 +24,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from plumax_core import Posterior
+from plumax_core.units import DAY, YEAR
 from plumax_core.validation import check_value
 
 from ._intensity import AbstractIntensity, ConstantIntensity
@@ -46,7 +47,7 @@ def expected_waiting_time(
     t0: ArrayLike = 0.0,
     *,
     p_detect: ArrayLike = 1.0,
-    horizon: float = 365.25 * 86400.0,
+    horizon: float = YEAR,
     n_panels: int = 512,
 ) -> Float[Array, ""]:
     """Expected time (s) from ``t0`` to the next (detected) event.
@@ -231,9 +232,6 @@ def summarise_samples(samples: ArrayLike, level: float = 0.95) -> dict[str, floa
     }
 
 
-DAY_S = 86400.0
-
-
 def population_draws(
     model,
     posterior: Posterior,
@@ -299,7 +297,7 @@ def population_draws(
             missed_kg=missed,
             total_kg=mm["total"],
             missing_fraction=mm["fraction"],
-            p_event_per_day=prob_at_least_one(intensity, t0, t0 + DAY_S),
+            p_event_per_day=prob_at_least_one(intensity, t0, t0 + DAY),
             waiting_time_s=expected_waiting_time(intensity, t0),
         )
         if isinstance(marks, LognormalMarks):

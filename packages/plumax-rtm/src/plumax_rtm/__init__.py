@@ -3,7 +3,11 @@
 Spectroscopy (HITRAN lines, Voigt), absorption sources (line-by-line, look-up tables,
 the shipped mag1c-derived effective CH4 table), a two-way Beer-Lambert forward model,
 instruments as lineax operators, matched filters, optimal estimation and flux
-quantification, and the plausibility rules for radiance cubes and methane enhancements.
+quantification (IME, CSF for any wind direction), the plausibility rules for radiance
+cubes and methane enhancements, synthetic overpasses (:func:`simulate_radiance_cube`,
+:class:`GaussianAlbedo`) and the scene-retrieval recipe with its error model
+(:func:`retrieve_scene` -> :class:`SceneRetrieval`, whose ``observations()`` is a
+``plumax_core.Observations``; :data:`RETRIEVAL_GAIN_STD`, :func:`with_gain_error`).
 See ``docs/rtm/``.
 """
 
@@ -22,6 +26,12 @@ from ._atmosphere import (
     STANDARD_ATMOSPHERES as STANDARD_ATMOSPHERES,
     Atmosphere as Atmosphere,
     standard_atmosphere as standard_atmosphere,
+)
+from ._csf_wind import (
+    CARDINAL_TOLERANCE_DEG as CARDINAL_TOLERANCE_DEG,
+    csf_flux_downwind as csf_flux_downwind,
+    downwind_unit as downwind_unit,
+    most_upwind_pixel as most_upwind_pixel,
 )
 from ._faddeeva import (
     faddeeva as faddeeva,
@@ -44,6 +54,10 @@ from ._forward import (
     blackbody_solar_irradiance as blackbody_solar_irradiance,
     mol_m2_to_ppm_m as mol_m2_to_ppm_m,
     ppm_m_to_mol_m2 as ppm_m_to_mol_m2,
+)
+from ._gain_error import (
+    RETRIEVAL_GAIN_STD as RETRIEVAL_GAIN_STD,
+    with_gain_error as with_gain_error,
 )
 from ._hitran import (
     ISOTOPOLOGUE_MASS as ISOTOPOLOGUE_MASS,
@@ -89,6 +103,15 @@ from ._plausibility import (
     min_background_pixels as min_background_pixels,
 )
 from ._scene import scene_matched_filter as scene_matched_filter
+from ._scene_retrieval import (
+    QUICKLOOK_Z as QUICKLOOK_Z,
+    OECheck as OECheck,
+    SceneRetrieval as SceneRetrieval,
+    oe_check_prior as oe_check_prior,
+    plume_exclusion as plume_exclusion,
+    residual_scale as residual_scale,
+    retrieve_scene as retrieve_scene,
+)
 from ._spectroscopy import (
     core_points as core_points,
     cross_section as cross_section,
@@ -97,5 +120,97 @@ from ._spectroscopy import (
     lorentz_hwhm as lorentz_hwhm,
     partition_ratio as partition_ratio,
 )
+from ._surface import GaussianAlbedo as GaussianAlbedo
+from ._synthetic import (
+    SimulatedRadiance as SimulatedRadiance,
+    ch4_instrument_model as ch4_instrument_model,
+    simulate_radiance_cube as simulate_radiance_cube,
+)
+
+__all__ = [
+    "AbstractAbsorption",
+    "AIR_COLUMN_STP_M",
+    "air_mass_factor",
+    "Atmosphere",
+    "BACKGROUND_CH4_PPM",
+    "BeerLambertRTM",
+    "blackbody_solar_irradiance",
+    "CARDINAL_TOLERANCE_DEG",
+    "ch4_instrument_model",
+    "check_background_pixels",
+    "check_enhancement",
+    "check_radiance",
+    "check_target",
+    "core_points",
+    "COVARIANCES",
+    "cross_section",
+    "CrossSectionLUT",
+    "csf_flux",
+    "csf_flux_downwind",
+    "desaturate",
+    "doppler_hwhm",
+    "downwind_unit",
+    "effective_wind",
+    "EffectiveAbsorption",
+    "ENHANCEMENT_BOUNDS",
+    "faddeeva",
+    "faddeeva_far",
+    "far_threshold",
+    "fetch_hitran",
+    "FluxEstimate",
+    "gaussian_profile",
+    "GaussianAlbedo",
+    "ime_flux",
+    "instrument_bands",
+    "INSTRUMENTS",
+    "ISOTOPOLOGUE_MASS",
+    "KG_M2_PER_PPM_M",
+    "line_intensity",
+    "LineByLineAbsorption",
+    "LineList",
+    "load_mag1c_table",
+    "lorentz_hwhm",
+    "lorentzian_profile",
+    "LUTAbsorption",
+    "matched_filter",
+    "MatchedFilterResult",
+    "min_background_pixels",
+    "MIN_BANDS",
+    "MOL_M2_PER_PPM_M",
+    "mol_m2_to_ppm_m",
+    "MOLEC_CM2_PER_PPM_M",
+    "most_upwind_pixel",
+    "NOISE_MARGIN_SIGMA",
+    "NoiseModel",
+    "oe_check_prior",
+    "oe_posterior",
+    "OECheck",
+    "OEResult",
+    "optimal_estimation",
+    "partition_ratio",
+    "plume_exclusion",
+    "plume_mask",
+    "ppm_m_to_mol_m2",
+    "QUICKLOOK_Z",
+    "RadianceOperator",
+    "read_hapi_table",
+    "read_par",
+    "residual_scale",
+    "RETRIEVAL_GAIN_STD",
+    "retrieve_scene",
+    "saturation_curve",
+    "scene_matched_filter",
+    "SceneRetrieval",
+    "simulate_radiance_cube",
+    "SimulatedRadiance",
+    "sparse_matched_filter",
+    "SpectralResponse",
+    "standard_atmosphere",
+    "STANDARD_ATMOSPHERES",
+    "state_names",
+    "target_spectrum",
+    "voigt_profile",
+    "with_gain_error",
+]
 
 __version__ = importlib.metadata.version("plumax-rtm")

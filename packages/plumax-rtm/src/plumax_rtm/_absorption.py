@@ -18,14 +18,17 @@ import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, ArrayLike, Float
 
+# Column units are defined once, in plumax_core.units (ppm·m at STP: 273.15 K, 101325 Pa):
+# MOLEC_CM2_PER_PPM_M = 1e-6 · p/(k T) · 100 cm, MOL_M2_PER_PPM_M = 1e-6 · p/(R T) · 1 m.
+# plumax_rtm re-exports both under these names.
+from plumax_core.units import (
+    MOL_M2_PER_PPM_M as MOL_M2_PER_PPM_M,
+    MOLEC_CM2_PER_PPM_M as MOLEC_CM2_PER_PPM_M,
+)
+
 from ._hitran import LineList
 from ._lut import CrossSectionLUT
 from ._spectroscopy import core_points, cross_section, partition_ratio
-
-#: molecules cm⁻² per ppm·m at STP (273.15 K, 101325 Pa): 1e-6 · p/(k T) · 100 cm.
-MOLEC_CM2_PER_PPM_M = 1e-6 * 101325.0 / (1.380649e-23 * 273.15) * 1e-6 * 100.0
-#: mol m⁻² per ppm·m at STP: 1e-6 · p/(R T) · 1 m (1 ppm·m ≈ 0.716 mg CH4 m⁻²).
-MOL_M2_PER_PPM_M = 1e-6 * 101325.0 / (8.314462618 * 273.15)
 
 
 class AbstractAbsorption(eqx.Module):

@@ -17,10 +17,10 @@
 import equinox as eqx
 import numpy as np
 
-from ._absorption import MOL_M2_PER_PPM_M
-
-M_CH4 = 16.04e-3  # kg/mol
-KG_M2_PER_PPM_M = MOL_M2_PER_PPM_M * M_CH4
+from plumax_core.units import (
+    KG_M2_PER_PPM_M as KG_M2_PER_PPM_M,  # kg CH4 m⁻² per ppm·m at STP (plumax_rtm name)
+    kg_s_to_kg_h,
+)
 
 
 class FluxEstimate(eqx.Module):
@@ -33,7 +33,8 @@ class FluxEstimate(eqx.Module):
 
     @property
     def rate_kg_h(self) -> float:
-        return self.rate * 3600.0
+        """The source rate in kg/h (:func:`plumax_core.units.kg_s_to_kg_h`)."""
+        return kg_s_to_kg_h(self.rate)
 
 
 def plume_mask(

@@ -52,8 +52,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._absorption import MOL_M2_PER_PPM_M
-from ._flux import KG_M2_PER_PPM_M
+from plumax_core.units import (
+    AIR_MOLAR_DENSITY_STP,
+    G0,
+    KG_M2_PER_PPM_M,
+    M_AIR,
+    MOL_M2_PER_PPM_M,
+)
 
 #: Fewest spectral bands a matched filter can use (absorption vs brightness).
 MIN_BANDS = 2
@@ -62,11 +67,8 @@ NOISE_MARGIN_SIGMA = 10.0
 #: Upper bound of the background CH4 mole fraction, ppm (global mean 2024: 1.93 ppm).
 BACKGROUND_CH4_PPM = 2.0
 _P_SURFACE_MAX = 108500.0  # Pa, above the sea-level record (1084.8 hPa)
-_M_AIR = 0.0289644  # kg/mol
-_G = 9.80665  # m s-2
-_N_STP = 101325.0 / (8.314462618 * 273.15)  # mol m-3
 #: Height (m) of the air column at STP density: ppm·m per ppm of column mole fraction.
-AIR_COLUMN_STP_M = _P_SURFACE_MAX / (_M_AIR * _G) / _N_STP
+AIR_COLUMN_STP_M = _P_SURFACE_MAX / (M_AIR * G0) / AIR_MOLAR_DENSITY_STP
 
 _COLUMN_PPM_M = (-BACKGROUND_CH4_PPM * AIR_COLUMN_STP_M, 1e6 * AIR_COLUMN_STP_M)
 #: Physical bounds ``(lower, upper)`` of a true enhancement, per observation kind.

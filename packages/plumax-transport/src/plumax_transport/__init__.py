@@ -5,6 +5,9 @@ Public API:
 * :class:`GaussianPlume`, :class:`GaussianPuff` — forward models
   (``plumax_core.AbstractForwardModel``).
 * Geometries: :class:`PointReceptors`, :class:`ColumnImage`, :class:`ColumnAverage`.
+* Pixel averaging: :class:`PixelAveraged` (any tier's grid output averaged over each
+  sensor pixel, same parameters) and :func:`supersample` (a grid geometry's sub-pixel
+  centres).
 * :class:`BriggsPlumeRise`, :func:`sigma_y`, :func:`sigma_z`, :func:`pasquill_class`,
   :func:`pasquill_class_from_obukhov`, :func:`vertical_density`,
   :func:`vertical_fraction`, :func:`reflection_error_bound`.
@@ -29,6 +32,7 @@ from ._geometry import (
     PointReceptors as PointReceptors,
     air_molar_density as air_molar_density,
 )
+from ._pixel_average import PixelAveraged as PixelAveraged, supersample as supersample
 from ._plume import PLUME_PARAM_SPEC as PLUME_PARAM_SPEC, GaussianPlume as GaussianPlume
 from ._plume_rise import (
     BriggsPlumeRise as BriggsPlumeRise,
@@ -50,5 +54,38 @@ from ._stability import (
     pasquill_class as pasquill_class,
     pasquill_class_from_obukhov as pasquill_class_from_obukhov,
 )
+
+__all__ = [
+    "AbstractGeometry",
+    "AbstractGridGeometry",
+    "air_molar_density",
+    "BriggsPlumeRise",
+    "buoyancy_flux",
+    "ColumnAverage",
+    "ColumnImage",
+    "GaussianPlume",
+    "GaussianPuff",
+    "GOLDER_COEFFICIENTS",
+    "M_AIR",
+    "M_CH4",
+    "MAX_WIND_SPEED",
+    "MIN_WIND_SPEED",
+    "momentum_flux",
+    "OUMeander",
+    "pasquill_class",
+    "pasquill_class_from_obukhov",
+    "PixelAveraged",
+    "PLUME_PARAM_SPEC",
+    "PointReceptors",
+    "puff_intervals",
+    "reflection_error_bound",
+    "sigma_y",
+    "sigma_z",
+    "supersample",
+    "TERRAINS",
+    "vertical_density",
+    "vertical_fraction",
+    "WIND_EXPONENTS",
+]
 
 __version__ = importlib.metadata.version("plumax-transport")

@@ -19,8 +19,8 @@ unit conversion:
   or, with ``column_height=None``, ``1e9 Ω_CH4 / Ω_air`` with the whole dry-air column
   ``Ω_air = p_s / (g M_air)`` (what a satellite's XCH4 sees; water vapour neglected).
 
-Constants: M_CH4 = 16.04 g/mol, M_air = 28.9644 g/mol, R = 8.314462618 J/(mol K),
-g = 9.80665 m/s².
+Constants (from :mod:`plumax_core.units`): M_CH4 = 16.04 g/mol, M_air = 28.9644 g/mol,
+R = 8.314462618 J/(mol K), g = 9.80665 m/s².
 """
 
 from __future__ import annotations
@@ -33,23 +33,18 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from plumax_core import Observations
+
+# Constants and the ideal-gas density are defined once, in plumax_core.units; plumax_transport
+# re-exports M_CH4 (kg/mol), M_AIR (kg/mol) and air_molar_density (mol/m³) under these names.
+from plumax_core.units import (
+    G0,
+    M_AIR as M_AIR,
+    M_CH4 as M_CH4,
+    air_molar_density as air_molar_density,
+)
 from plumax_core.validation import check_coordinate
 
 from ._reflection import vertical_density, vertical_fraction
-
-#: Molar mass of methane, kg/mol.
-M_CH4 = 16.04e-3
-#: Molar mass of dry air, kg/mol.
-M_AIR = 28.9644e-3
-#: Molar gas constant, J/(mol K).
-R_GAS = 8.314462618
-#: Standard gravity, m/s².
-G0 = 9.80665
-
-
-def air_molar_density(temperature, pressure):
-    """Air molar density ``n = p / (R T)`` in mol/m³ (ideal gas)."""
-    return pressure / (R_GAS * temperature)
 
 
 def _coord(name: str, v, *, ascending: bool = False) -> Array:

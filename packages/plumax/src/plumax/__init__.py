@@ -1,33 +1,36 @@
 """plumax: the meta-package — a compatible set of the libraries, the CLI and pipelines.
 
-It implements no physics: it composes plumax-transport (forward models) and vardax-lite
-(the oracle inference) through the plumax-core protocols.
+It implements no physics and no statistics: it composes the libraries (plumax-transport,
+plumax-rtm, vardax-lite, plumax-emulate, plumax-amortize, plumax-pod) through the
+plumax-core protocols, converts at the edges (files, CLI, reports) and orchestrates
+(``tests-integration/test_meta_orchestrates.py`` checks that its source defines no
+numerical model and no compiled kernel).
 
 * :mod:`plumax.pipelines` — :func:`~plumax.pipelines.run_cycle` (the six-step cycle),
   :func:`~plumax.pipelines.simulate`,
   :func:`~plumax.pipelines.invert`, :func:`~plumax.pipelines.fuse_instruments`,
   :func:`~plumax.pipelines.plume_prior`, :func:`~plumax.pipelines.summarise`;
-* Tier IV building blocks: :class:`Instrument`, :class:`FusedForwardModel`,
-  :func:`fuse_observations`, :func:`simulate_instruments`, :class:`BlockAverage`;
-* :class:`PinnedForwardModel` / :func:`pin` — hold known parameters fixed;
+* re-exported from plumax-core for convenience: the Tier IV building blocks
+  :class:`Instrument`, :class:`FusedForwardModel`, :func:`fuse_observations`,
+  :func:`simulate_instruments`, :class:`BlockAverage`, and :class:`PinnedForwardModel` /
+  :func:`pin` (hold known parameters fixed);
 * :func:`read_scene` / :func:`scene_dataset` — the NetCDF scene schema;
 * the ``plumax`` command line (``plumax --help``).
 """
 
 import importlib.metadata
 
-from . import pipelines as pipelines
-from ._fusion import (
+from plumax_core import (
+    BlockAverage as BlockAverage,
     FusedForwardModel as FusedForwardModel,
     Instrument as Instrument,
+    PinnedForwardModel as PinnedForwardModel,
     fuse_observations as fuse_observations,
+    pin as pin,
     simulate_instruments as simulate_instruments,
 )
-from ._models import (
-    BlockAverage as BlockAverage,
-    PinnedForwardModel as PinnedForwardModel,
-    pin as pin,
-)
+
+from . import pipelines as pipelines
 from ._scene import Scene as Scene, read_scene as read_scene, scene_dataset as scene_dataset
 from .pipelines import (
     CycleBudget as CycleBudget,
@@ -39,5 +42,27 @@ from .pipelines import (
     run_cycle as run_cycle,
     simulate as simulate,
 )
+
+__all__ = [
+    "BlockAverage",
+    "CycleBudget",
+    "CycleRun",
+    "fuse_instruments",
+    "fuse_observations",
+    "FusedForwardModel",
+    "FusionResult",
+    "Instrument",
+    "Inversion",
+    "invert",
+    "pin",
+    "PinnedForwardModel",
+    "pipelines",
+    "read_scene",
+    "run_cycle",
+    "Scene",
+    "scene_dataset",
+    "simulate",
+    "simulate_instruments",
+]
 
 __version__ = importlib.metadata.version("plumax")

@@ -252,12 +252,11 @@ def retrieve(
 
     from . import pipelines as pl
     from ._outputs import write_files
-    from ._overpass import read_radiance_scene
 
     if not 0 < false_alarm_rate < 0.5:
         raise CLIError(f"--false-alarm-rate must be in (0, 0.5), got {false_alarm_rate}")
     check_outputs(inputs=[scene], files={"--out": out, "--summary": summary})
-    sc = read_radiance_scene(open_scene(scene))
+    sc = pl.read_radiance_scene(open_scene(scene))
     with err_console.status("matched-filter retrieval..."):
         ret = pl.retrieve(sc, false_alarm_rate=false_alarm_rate, optimal_estimation=oe)
         ds = ret.scene_dataset()
@@ -268,7 +267,7 @@ def retrieve(
         text = json.dumps(info, indent=1)
         writers[summary] = lambda tmp: tmp.write_text(text, encoding="utf-8")
     write_files(writers)  # both written before either is renamed into place
-    ny, nx = ret.enhancement.shape
+    ny, nx = ret.result.enhancement.shape
     out_console.print(
         f"{scene.name}: {ny}x{nx} pixels, {sc.wavelengths.size} {sc.instrument} bands; "
         f"plume mask {info['mask_pixels']} pixels above {info['threshold_ppm_m']:.4g} ppm m; "

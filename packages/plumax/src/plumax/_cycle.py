@@ -50,13 +50,14 @@ from plumax_core import (
     ModelRole,
     Observations,
     OracleStrength,
+    PinnedForwardModel,
     Posterior,
     ReportDiff,
     Tolerance,
     gates,
+    pin,
 )
 
-from ._models import PinnedForwardModel, pin
 from ._outputs import write_json
 
 __all__ = ["TIERS", "CycleBudget", "CycleRun", "gaussian_tier", "run_cycle"]

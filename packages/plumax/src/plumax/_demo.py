@@ -3,13 +3,16 @@
 The full Tier IV chain (all composition; the physics is in the libraries):
 
 1. a synthetic EMIT-like radiance overpass of a point source:
-   ``plumax_core.compose(pixel-averaged GaussianPlume, plumax_rtm.RadianceOperator)``
-   with per-pixel albedo and instrument noise (:func:`plumax.pipelines.simulate_radiance`);
-2. albedo-corrected matched-filter retrieval (plume excluded from the covariance),
-   saturation correction, plume mask, IME/CSF quick-look fluxes and an
-   optimal-estimation check (:func:`plumax.pipelines.retrieve`);
+   ``plumax_rtm.simulate_radiance_cube`` of ``plumax_transport.PixelAveraged(GaussianPlume)``
+   through a ``plumax_rtm.RadianceOperator``, with a ``plumax_rtm.GaussianAlbedo`` surface
+   and instrument noise (:func:`plumax.pipelines.simulate_radiance`);
+2. the plumax-rtm scene retrieval (``plumax_rtm.retrieve_scene``: albedo-corrected
+   matched filter with the plume excluded from the covariance, saturation correction,
+   plume mask, IME/CSF quick-look fluxes and an optimal-estimation check;
+   :func:`plumax.pipelines.retrieve`), whose map is ``plumax_core.Observations``;
 3. MAP + Laplace and NUTS inversions of the RETRIEVED map (:func:`plumax.pipelines.invert`),
-   Q with the retrieval's gain uncertainty folded in (:func:`add_gain_uncertainty`);
+   Q with the retrieval's gain uncertainty folded in (:func:`add_gain_uncertainty`,
+   ``plumax_rtm.with_gain_error``);
 4. ``report.html`` (figures embedded as base64 PNG), ``scene.nc`` (radiance cube + truth),
    ``retrieved.nc`` (an invertible column scene), ``summary.json``, the posteriors as
    JSON and an artifact registry with their lineage.
@@ -31,6 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from plumax_core import units
+
+from ._scene import met_attrs
+
 __all__ = ["DEMO_TRUTH", "run_demo"]
 
 #: The built-in source: 1000 kg/h at (0, 0), 5 m release, 4 m/s westerly, class C
@@ -50,24 +57,26 @@ def _png(fig) -> str:
 def _scene_figure(sc, ret) -> str:
     from matplotlib.figure import Figure
 
-    c = sc.column
-    x, y = c["x"].values, c["y"].values
+    col = np.asarray(sc.column.values)
+    x, y = np.asarray(sc.column.coords["x"]), np.asarray(sc.column.coords["y"])
     fig = Figure(figsize=(11, 8))
     axes = fig.subplots(2, 2).ravel()
     band = int(np.argmin(np.abs(sc.wavelengths - 2300.0)))
-    enh = np.where(ret.valid, ret.enhancement, np.nan)
-    vmax = float(np.nanmax(c["values"].values))
+    r = ret.result
+    enh = np.where(r.valid, r.enhancement, np.nan)
+    vmax = float(np.nanmax(col))
+    radiance = np.asarray(sc.radiance.values)
     panels = [
-        (c["values"].values, "magma", "true column (ppm m)", (0, vmax)),
-        (sc.radiance[..., band], "gray", f"radiance {sc.wavelengths[band]:.0f} nm", None),
+        (col, "magma", "true column (ppm m)", (0, vmax)),
+        (radiance[..., band], "gray", f"radiance {sc.wavelengths[band]:.0f} nm", None),
         (enh, "magma", "retrieved enhancement (ppm m)", (0, vmax)),
-        (ret.mask.astype(float), "Blues", "plume mask", (0, 1)),
+        (r.mask.astype(float), "Blues", "plume mask", (0, 1)),
     ]
     for ax, (img, cmap, title, lim) in zip(axes, panels, strict=True):
         kw = {} if lim is None else {"vmin": lim[0], "vmax": lim[1]}
         im = ax.pcolormesh(x, y, img, cmap=cmap, shading="auto", **kw)
         fig.colorbar(im, ax=ax)
-        ax.plot(c.attrs["true_x0"], c.attrs["true_y0"], "c*", ms=10)
+        ax.plot(sc.truth["x0"], sc.truth["y0"], "c*", ms=10)
         ax.set(title=title, aspect="equal", xlabel="x (m)", ylabel="y (m)")
     return _png(fig)
 
@@ -82,7 +91,7 @@ def _marginals_figure(laplace, nuts, truth: dict[str, float]) -> str:
     axes = fig.subplots(1, 3)
     mean, std = np.asarray(laplace.posterior.mean), np.asarray(laplace.posterior.std())
     for i, (name, ax) in enumerate(zip(("Q", "x0", "y0"), axes, strict=True)):
-        scale = 3600.0 if name == "Q" else 1.0
+        scale = 1.0 / units.KG_H if name == "Q" else 1.0
         d = np.asarray(draws[name]) * scale
         ax.hist(d, bins=40, density=True, color="0.75", label="NUTS")
         grid = np.linspace(d.min(), d.max(), 200)
@@ -94,8 +103,8 @@ def _marginals_figure(laplace, nuts, truth: dict[str, float]) -> str:
         s = nuts.summary[name]
         ax.axvspan(s["lo"], s["hi"], color="C1", alpha=0.15, label="NUTS 90%")
         ax.axvline(truth[name], color="k", ls="--", label="truth")
-        units = "kg/h" if name == "Q" else "m"
-        ax.set(xlabel=f"{name} ({units})", yticks=[])
+        unit = "kg/h" if name == "Q" else "m"
+        ax.set(xlabel=f"{name} ({unit})", yticks=[])
     axes[0].legend(fontsize=7)
     fig.suptitle("posterior marginals")
     return _png(fig)
@@ -130,12 +139,8 @@ def _report(path: Path, sc, ret, laplace, nuts, qsum, truth, timings, seed, fast
         rows.append(f"<tr><th colspan=6>{label}: source position</th></tr>")
         rows += [_row(n, inv.summary[n], truth[n]) for n in ("x0", "y0")]
     steps = "".join(f"<li>{html.escape(k)}: {v:.1f} s</li>" for k, v in timings.items())
-    c = sc.column
-    met = ", ".join(
-        f"{k.removeprefix('met_')}={c.attrs[k]}"
-        for k in c.attrs
-        if k.startswith("met_") and k != "met_units"
-    )
+    met = ", ".join(f"{k.removeprefix('met_')}={v}" for k, v in met_attrs(sc.met).items())
+    y_size, x_size = sc.radiance.shape[:2]
     oe = rs["OE"]
     oe_txt = (
         "not run"
@@ -154,10 +159,10 @@ operator (<code>plumax_core.compose</code>): {len(sc.wavelengths)} {sc.instrumen
 0.25 ± 0.08 per pixel, SNR {sc.snr:g}. Retrieved enhancement: albedo-corrected classic matched
 filter with a dilated first-pass plume mask excluded from the covariance, desaturated through the
 Beer-Lambert saturation curve (optimal-estimation check: {oe_txt}). The retrieved map
-(per-pixel σ × empirical off-plume residual scale {ret.residual_scale:.2f}) is inverted for
+(per-pixel σ × empirical off-plume residual scale {ret.result.residual_scale:.2f}) is inverted for
 Q, x0, y0 with vardax-lite (MAP + Laplace, NUTS). Q folds in a ±{100 * qsum["gain_std"]:.0f}%
 (1σ) matched-filter gain uncertainty (plumax-rtm validates the slope within 1 ± 0.1).</p>
-<p>seed {seed}{" (fast)" if fast else ""}; {c.sizes["x"]}x{c.sizes["y"]} pixels of
+<p>seed {seed}{" (fast)" if fast else ""}; {x_size}x{y_size} pixels of
 {sc.pixel_size:g} m; mean retrieval σ {rs["mean_uncertainty_ppm_m"]:.0f} ppm m; plume mask
 {rs["mask_pixels"]} px; {html.escape(met)}.</p>
 <h2>Emission rate (90% intervals) and source position</h2>
@@ -206,10 +211,9 @@ def _run_demo(out: Path, final: Path, *, seed: int, fast: bool, console) -> dict
     import jax.random as jr
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
+    from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole, pin
 
     from . import pipelines as pl
-    from ._models import pin
     from ._outputs import atomic_write, write_json
 
     pixels = 24 if fast else 32

@@ -27,10 +27,10 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from plumax_core import units
+
 __all__ = ["PopulationResult", "population"]
 
-KG_H_PER_KG_S = 3600.0
-DAY_S = 86400.0
 METHODS = ("laplace", "nuts")
 
 
@@ -111,14 +111,17 @@ def population(
             ``summary["malformed"]`` and left out).
         blank_sigma: ``"error"`` (a blank ``q_sigma`` in a file with that column is a
             malformed row) or ``"point"`` (such rows are exact rates).
-        time_format, epoch_unit, years: how times are read (``plumax_pod.TimeRule``):
-            ISO 8601 by default, a ``strptime`` format, or Unix epochs in ``"s"`` /
-            ``"ms"``; detections must fall in ``years`` (first, last).
-        start, end: observation window, Unix seconds; default the first and last
+        time_format: how times are read (``plumax_pod.TimeRule``): ISO 8601 by default,
+            or a ``strptime`` format.
+        epoch_unit: Unix epochs in ``"s"`` / ``"ms"`` instead of dates.
+        years: detections must fall in these years (first, last).
+        start: start of the observation window, Unix seconds; default the first
             detection (then the rate is slightly biased high for short catalogues).
-        dedup_m, dedup_hours: merge detections within this distance (m) and time (h) of
-            a cluster's first detection (`plumax_pod.deduplicate`, keeping the largest);
-            0 and 0 = no de-duplication.
+        end: end of the window, Unix seconds; default the last detection.
+        dedup_m: merge detections within this distance (m) of a cluster's first
+            detection (`plumax_pod.deduplicate`, keeping the largest); with
+            ``dedup_hours``; 0 and 0 = no de-duplication.
+        dedup_hours: and within this time (h).
         event_hours: duration of one event, h (converts rates to mass).
         coverage: what the instruments observed (`plumax_pod.catalog_population_data`):
             one fraction in (0, 1] (all instruments pooled), or ``{instrument: fraction
@@ -130,15 +133,18 @@ def population(
         pool: True fits all instruments as one; False refuses to pool; None (default)
             pools several instruments only when their coverage is not stated (and says
             so in ``summary["coverage"]`` and ``summary["warnings"]``).
-        pod_q50_kgh, pod_slope: a probability of detection known from controlled
+        pod_q50_kgh: ``Q50`` (kg/h) of a probability of detection known from controlled
             releases (Hill: ``P_d = Q^s / (Q^s + Q50^s)``), the same for every instrument;
-            both or neither. Without them ``Q50`` per instrument and the slope are fitted
-            with a log-normal prior centred on ``q50_prior_kgh`` (1 e-fold sd).
+            give both it and ``pod_slope`` or neither. Without them ``Q50`` per
+            instrument and the slope are fitted with a log-normal prior centred on
+            ``q50_prior_kgh`` (1 e-fold sd).
+        pod_slope: the Hill slope ``s`` of that probability of detection.
         method: ``"laplace"`` (MAP + Laplace) or ``"nuts"``.
         key: PRNG key (draws, NUTS); default ``jr.key(0)``.
         level: credible level of the intervals.
         n_draws: posterior draws for derived quantities.
-        num_warmup, num_samples: NUTS budget (one chain).
+        num_warmup: NUTS warm-up steps (one chain).
+        num_samples: NUTS draws (one chain).
 
     Returns:
         A `PopulationResult`. ``summary`` holds ``catalog`` (rows, events, instruments,
@@ -181,7 +187,7 @@ def population(
     time_kw = {"time_format": time_format, "epoch_unit": epoch_unit, "years": tuple(years)}
     pp.TimeRule(**time_kw)  # bad time options fail before any reading
     half_window_h = event_hours / 2 if overpass_half_window_h is None else overpass_half_window_h
-    cov = _coverage(pp, coverage, coverage_file, half_window_h * 3600.0, time_kw)
+    cov = _coverage(pp, coverage, coverage_file, half_window_h * units.HOUR, time_kw)
 
     catalog, report = pp.read_catalog(
         path, schema, errors="report", blank_sigma=blank_sigma, **time_kw
@@ -191,25 +197,25 @@ def population(
     n_clean = len(catalog)
     if dedup_m > 0 or dedup_hours > 0:
         catalog, _ = pp.deduplicate(
-            catalog, distance_m=dedup_m, time_s=dedup_hours * 3600.0, keep="max"
+            catalog, distance_m=dedup_m, time_s=dedup_hours * units.HOUR, keep="max"
         )
     if len(catalog) < 5:
         raise ValueError(f"the catalogue has {len(catalog)} usable events; need at least 5")
 
-    duration = event_hours * 3600.0
+    duration = event_hours * units.HOUR
     with jax.enable_x64(True):
         fit = pp.catalog_population_data(catalog, start=start, end=end, coverage=cov, pool=pool)
         k = len(fit.instruments)
         fixed = None
         if pod_q50_kgh is not None:
             fixed = tuple(
-                pp.HillPOD(pod_q50_kgh / KG_H_PER_KG_S, float(pod_slope)) for _ in range(k)
+                pp.HillPOD(units.kg_h_to_kg_s(pod_q50_kgh), float(pod_slope)) for _ in range(k)
             )
         model = pp.LognormalHillModel(
             n_instruments=k,
             fixed_pod=fixed,
             rate_prior=(fit.rate_scale(), 5.0),
-            q50_prior=(q50_prior_kgh / KG_H_PER_KG_S, 1.0),
+            q50_prior=(units.kg_h_to_kg_s(q50_prior_kgh), 1.0),
         )
         k_fit, k_draw = jr.split(key)
         if method == "laplace":
@@ -231,15 +237,15 @@ def population(
     names = fit.instruments
     q50 = d["q50"].reshape(n_draws, -1) if "q50" in d else None
     params = {
-        "event_rate_per_day": _interval(d["rate"], level, DAY_S),
-        "median_event_kgh": _interval(d["median_q"], level, KG_H_PER_KG_S),
-        "mean_event_kgh": _interval(d["mean_q"], level, KG_H_PER_KG_S),
+        "event_rate_per_day": _interval(d["rate"], level, units.DAY),
+        "median_event_kgh": _interval(d["median_q"], level, 1.0 / units.KG_H),
+        "mean_event_kgh": _interval(d["mean_q"], level, 1.0 / units.KG_H),
         "log_sd": _interval(d["sigma"], level),
         "q50_kgh": {
             n: (
                 {"median": pod_q50_kgh, "lo": pod_q50_kgh, "hi": pod_q50_kgh}
                 if q50 is None
-                else _interval(q50[:, i], level, KG_H_PER_KG_S)
+                else _interval(q50[:, i], level, 1.0 / units.KG_H)
             )
             for i, n in enumerate(names)
         },
@@ -274,7 +280,7 @@ def population(
             },
             "start": _iso(fit.start),
             "end": _iso(fit.end),
-            "days": fit.span_s / DAY_S,
+            "days": fit.span_s / units.DAY,
             "time_rule": report.time_rule,
             "q_sigma": report.q_sigma,
             "mark_likelihood": fit.mark_likelihood,
@@ -297,7 +303,7 @@ def population(
         "naive_total_t": naive_kg * 1e-3,
         "missing_mass_fraction": _interval(d["missing_fraction"], level),
         "p_event_per_day": _interval(d["p_event_per_day"], level),
-        "waiting_time_h": _interval(d["waiting_time_s"], level, 1.0 / 3600.0),
+        "waiting_time_h": _interval(d["waiting_time_s"], level, 1.0 / units.HOUR),
         "warnings": warnings,
     }
     return PopulationResult(summary=summary, posterior=post, model=model, data=fit.data)

@@ -15,7 +15,10 @@ One file, one ``xarray.Dataset`` (CF-1.8):
   ``true_emission_rate_kg_h``, ``true_x0``, ``true_y0`` (m) and the ``noise_seed``;
   a column image whose pixels average ``supersample x supersample`` point samples of
   the plume (a retrieved map of a real sensor's pixels) records ``supersample``, and
-  is then inverted with :func:`plumax.pipelines.pixel_averaged_plume`.
+  is then inverted with :func:`pixel_averaged_plume` (``plumax_transport.PixelAveraged``).
+
+This module also holds the scene defaults the pipelines share: :func:`default_geometry`
+and :func:`pixel_averaged_plume`. It imports no other plumax module but ``_outputs``.
 """
 
 import dataclasses
@@ -23,13 +26,23 @@ from typing import Any
 
 import numpy as np
 
-from plumax_core import STABILITY_CLASSES, MetField, Observations
+from plumax_core import STABILITY_CLASSES, MetField, Observations, pin
 from plumax_core.validation import check_wind_speed
 
 # the output writers live in `_outputs` (standard library only); re-exported here
 from ._outputs import atomic_write as atomic_write, write_json as write_json
 
-__all__ = ["Scene", "atomic_write", "read_scene", "scene_dataset", "write_json"]
+__all__ = [
+    "Scene",
+    "atomic_write",
+    "default_geometry",
+    "met_attrs",
+    "pixel_averaged_plume",
+    "read_scene",
+    "scene_dataset",
+    "write_json",
+]
+
 
 MET_ATTRS: dict[str, str] = {
     "met_wind_speed": "m s-1",
@@ -63,6 +76,42 @@ def _letter(index: int) -> str:
     return STABILITY_CLASSES[int(index)]
 
 
+def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
+    """A square ``n x n`` column image (ppm m) from ``-upwind`` to ``extent - upwind`` in
+    x and ``±extent/2`` in y (m): a point source at the origin with a westerly wind."""
+    from plumax_transport import ColumnImage
+
+    return ColumnImage(
+        np.linspace(-upwind, extent - upwind, n), np.linspace(-extent / 2, extent / 2, n)
+    )
+
+
+def pixel_averaged_plume(geometry, supersample: int = 4, *, terrain: str = "rural"):
+    """The Gaussian plume on ``geometry``'s pixels, each the mean of ``supersample**2``
+    point samples: ``plumax_transport.PixelAveraged(GaussianPlume(geometry), supersample)``
+    (parameters ``Q, x0, y0, H``).
+
+    The plume is built with ``check_upwind=False`` and ``strict=False``, so that under
+    tracing (NUTS) a proposal outside the support gives NaN observations, which the
+    sampler rejects, instead of aborting; eager calls still raise on bad parameters."""
+    from plumax_transport import GaussianPlume, PixelAveraged
+
+    plume = GaussianPlume(geometry, terrain=terrain, check_upwind=False, strict=False)
+    return PixelAveraged(plume, int(supersample))
+
+
+def met_attrs(met: MetField) -> dict[str, Any]:
+    """The ``met_*`` global attributes of a steady uniform met (units in ``MET_ATTRS``)."""
+    return {
+        "met_wind_speed": float(np.asarray(met.wind_speed).ravel()[0]),
+        "met_wind_direction": float(np.asarray(met.wind_direction).ravel()[0]),
+        "met_stability_class": _letter(np.asarray(met.stability_class).ravel()[0]),
+        "met_pblh": float(np.asarray(met.pblh).ravel()[0]),
+        "met_temperature": float(np.asarray(met.temperature).ravel()[0]),
+        "met_pressure": float(np.asarray(met.pressure).ravel()[0]),
+    }
+
+
 def scene_dataset(
     obs: Observations,
     met: MetField,
@@ -94,12 +143,7 @@ def scene_dataset(
     attrs = {
         "title": "plumax synthetic scene",
         "geometry": gname,
-        "met_wind_speed": float(np.asarray(met.wind_speed).ravel()[0]),
-        "met_wind_direction": float(np.asarray(met.wind_direction).ravel()[0]),
-        "met_stability_class": _letter(np.asarray(met.stability_class).ravel()[0]),
-        "met_pblh": float(np.asarray(met.pblh).ravel()[0]),
-        "met_temperature": float(np.asarray(met.temperature).ravel()[0]),
-        "met_pressure": float(np.asarray(met.pressure).ravel()[0]),
+        **met_attrs(met),
         "source_height": float(source_height),
         "terrain": terrain,
         "met_units": "; ".join(f"{k}: {v}" for k, v in MET_ATTRS.items()),
@@ -121,8 +165,6 @@ def read_scene(ds) -> Scene:
             observations without ``sigma``, or a non-physical met value.
     """
     from plumax_transport import ColumnImage, GaussianPlume, PointReceptors
-
-    from ._models import pin
 
     for name in ("values", "sigma"):
         if name not in ds.data_vars:
@@ -178,8 +220,6 @@ def read_scene(ds) -> Scene:
     # likelihood then simply sees an empty plume. strict=False: under tracing a proposal
     # outside the support gives NaN (rejected by NUTS) instead of aborting the run.
     if gname == "column_image" and "supersample" in a:
-        from ._overpass import pixel_averaged_plume
-
         f = int(a["supersample"])
         if f < 1:
             raise ValueError(f"scene attribute supersample must be an int >= 1, got {f}")

@@ -11,19 +11,23 @@
 * :func:`population` — a plume-list CSV → plumax-pod population fit and totals
   (``plumax population``);
 * :func:`simulate_radiance` / :func:`read_radiance_scene` / :func:`retrieve` — Tier IV
-  overpass: Gaussian plume → EMIT-like radiance (plumax-rtm) → matched filter, plume
-  mask, IME/CSF; the retrieved map inverts with :func:`invert`
-  (:func:`add_gain_uncertainty` folds the filter's gain error into Q).
+  overpass: pixel-averaged Gaussian plume → EMIT-like radiance → the plumax-rtm scene
+  retrieval (``plumax_rtm.retrieve_scene``: matched filter, plume mask, IME/CSF); the
+  retrieved map inverts with :func:`invert` (:func:`add_gain_uncertainty` folds the
+  filter's gain error, ``plumax_rtm.with_gain_error``, into Q).
+
+The science lives in the libraries; these functions compose them. Re-exported here for
+the names the docs use: :func:`default_geometry` and :func:`pixel_averaged_plume`
+(``plumax_transport.PixelAveraged`` of a ``GaussianPlume``) from :mod:`plumax._scene`.
 
 Units: emission rates are kg/s inside models and posteriors, kg/h in summaries.
 """
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -32,28 +36,37 @@ from jaxtyping import PRNGKeyArray
 from plumax_core import (
     AbstractForwardModel,
     AbstractPrior,
+    FusedForwardModel,
     GaussianPrior,
+    Instrument,
     MetField,
     Observations,
     ParamSpec,
     Posterior,
+    fuse_observations,
+    holdout_check,
+    units,
 )
 from plumax_core.validation import check_wind_speed
 
 from ._cycle import CycleBudget, CycleRun, gaussian_tier, run_cycle
-from ._fusion import FusedForwardModel, Instrument, fuse_observations
 from ._overpass import (
     RETRIEVAL_GAIN_STD,
     RadianceScene,
     Retrieval,
     add_gain_uncertainty,
-    pixel_averaged_plume,
     read_radiance_scene,
     retrieve,
     simulate_radiance,
 )
 from ._population import PopulationResult, population
-from ._scene import Scene, read_scene, scene_dataset
+from ._scene import (
+    Scene,
+    default_geometry,
+    pixel_averaged_plume,
+    read_scene,
+    scene_dataset,
+)
 
 __all__ = [
     "PopulationResult",
@@ -72,7 +85,6 @@ __all__ = [
     "retrieve",
     "simulate_radiance",
     "Inversion",
-    "KG_H_PER_KG_S",
     "METHODS",
     "default_geometry",
     "fuse_instruments",
@@ -83,19 +95,7 @@ __all__ = [
     "summarise",
 ]
 
-#: kg/h per kg/s.
-KG_H_PER_KG_S = 3600.0
 METHODS = ("laplace", "nuts")
-
-
-def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
-    """A square ``n x n`` column image (ppm m) from ``-upwind`` to ``extent - upwind`` in
-    x and ``±extent/2`` in y (m): a point source at the origin with a westerly wind."""
-    from plumax_transport import ColumnImage
-
-    return ColumnImage(
-        np.linspace(-upwind, extent - upwind, n), np.linspace(-extent / 2, extent / 2, n)
-    )
 
 
 def simulate(
@@ -117,11 +117,13 @@ def simulate(
 
     Args:
         q_kgh: true emission rate, kg/h (> 0).
-        x0, y0: source position, m.
+        x0: source easting, m.
+        y0: source northing, m.
         height: release height, m (recorded as known, ``source_height``).
-        wind_speed: m/s, in ``[0.5, 120]`` (``plumax_core.validation.check_wind_speed``);
-            wind_dir: degrees, from.
-        stability: Pasquill class A-F; pblh: boundary-layer height, m.
+        wind_speed: m/s, in ``[0.5, 120]`` (``plumax_core.validation.check_wind_speed``).
+        wind_dir: wind direction, degrees, from.
+        stability: Pasquill class A-F.
+        pblh: boundary-layer height, m.
         geometry: a ``ColumnImage`` or ``PointReceptors``; None = :func:`default_geometry`.
         noise: 1-sigma Gaussian noise in the observation units (ppm m for a column
             image), > 0; it is always recorded as ``sigma``.
@@ -145,7 +147,7 @@ def simulate(
     geometry = default_geometry() if geometry is None else geometry
     model = GaussianPlume(geometry, terrain=terrain)
     params = {
-        "Q": jnp.asarray(q_kgh / KG_H_PER_KG_S),
+        "Q": jnp.asarray(units.kg_h_to_kg_s(q_kgh)),
         "x0": jnp.asarray(float(x0)),
         "y0": jnp.asarray(float(y0)),
         "H": jnp.asarray(float(height)),
@@ -189,7 +191,7 @@ def plume_prior(
         if p.shape != ():
             raise ValueError(f"plume_prior handles scalar parameters only; {p.name!r} is not")
         if p.name == "Q":
-            mean.append(math.log(q_kgh / KG_H_PER_KG_S))
+            mean.append(math.log(units.kg_h_to_kg_s(q_kgh)))
             std.append(q_log_std)
         elif p.name in ("x0", "y0"):
             mean.append(position[0] if p.name == "x0" else position[1])
@@ -255,11 +257,11 @@ def summarise(
     med = spec.unflatten(spec.forward_transform(zmed)[0])
     out: dict[str, Any] = {"level": float(level)}
     for p in spec.params:
-        scale = KG_H_PER_KG_S if p.name == "Q" else 1.0
-        units = "kg/h" if p.name == "Q" else p.units
+        scale = 1.0 / units.KG_H if p.name == "Q" else 1.0
+        unit = "kg/h" if p.name == "Q" else p.units
         d = np.asarray(draws[p.name], dtype=np.float64) * scale
         out[p.name] = {
-            "units": units,
+            "units": unit,
             "median": float(np.asarray(med[p.name])) * scale,
             "mean": float(d.mean()),
             "std": float(d.std(ddof=1)),
@@ -333,14 +335,17 @@ def invert(
         observations: :class:`plumax_core.Observations` (then pass ``met`` and
             ``model``), or a scene ``xarray.Dataset`` written by :func:`simulate`
             (met, model and truth are read from it).
-        met, model: the met and forward model (``model`` e.g. ``pin(GaussianPlume(g),
-            H=5.0)`` so the parameters are ``(Q, x0, y0)``).
+        met: the met (with bare observations).
+        model: the forward model (with bare observations), e.g.
+            ``pin(GaussianPlume(g), H=5.0)`` so the parameters are ``(Q, x0, y0)``.
         prior: None = :func:`plume_prior` on the model's spec.
         method: ``"laplace"`` (:class:`vardax_lite.ThreeDVar` + Laplace covariance) or
             ``"nuts"`` (:class:`vardax_lite.NUTSOracle`, started at the MAP).
         key: PRNG key for NUTS (default ``jr.key(0)``).
         level: credible level of the summary intervals.
-        num_warmup, num_samples, num_chains: NUTS budget.
+        num_warmup: NUTS warm-up steps per chain.
+        num_samples: NUTS draws per chain.
+        num_chains: NUTS chains.
 
     Returns:
         An :class:`Inversion` whose ``summary`` also holds ``"diagnostics"``
@@ -392,11 +397,12 @@ class FusionResult:
         inversion: the fused posterior and its summary (biases included).
         model: the :class:`FusedForwardModel` inverted (held-out instrument excluded).
         observations: the fused flat observations.
-        holdout: for a held-out instrument, a predictive check: ``{"instrument",
-            "bias_estimate", "reduced_chi2", "n"}`` where the residual
-            ``y - A(base(theta))`` is averaged over posterior draws, its mean is the
-            implied bias and ``reduced_chi2`` is the mean squared de-biased residual
-            over ``sigma^2 + predictive variance``. None otherwise.
+        holdout: for a held-out instrument, the predictive check
+            ``plumax_core.holdout_check`` as a dict ``{"instrument", "bias_estimate",
+            "reduced_chi2", "n"}``: the residual ``y - A(base(theta))`` averaged over
+            200 posterior draws, its mean the implied bias, ``reduced_chi2`` the mean
+            squared de-biased residual over ``sigma^2 + predictive variance``. None
+            otherwise.
     """
 
     inversion: Inversion
@@ -441,37 +447,13 @@ def fuse_instruments(
     inv = invert(data, met, model, prior, method=method, key=key, level=level, **invert_kwargs)
     holdout = None
     if hold_out is not None:
-        holdout = _holdout_check(full, hold_out, observations[hold_out], met, inv.posterior, key)
+        check = holdout_check(
+            full,
+            hold_out,
+            observations[hold_out],
+            met,
+            inv.posterior,
+            key=jr.key(1) if key is None else jr.fold_in(key, 1),
+        )
+        holdout = check.to_dict()
     return FusionResult(inv, model, data, holdout)
-
-
-def _holdout_check(
-    full: FusedForwardModel,
-    name: str,
-    obs: Observations,
-    met: MetField,
-    posterior: Posterior,
-    key: PRNGKeyArray | None,
-    n: int = 200,
-) -> dict[str, Any]:
-    k = full.names.index(name)
-    member = full.members[k]
-    inst = full.instruments[k]
-    spec = posterior.param_spec
-    draws = posterior.sample_params(jr.key(1) if key is None else jr.fold_in(key, 1), n)
-    base_names = full.base.param_spec.names
-    predict: Callable = jax.vmap(lambda p: member(p, met).values)
-    pred = np.asarray(predict({b: draws[b] for b in base_names}), dtype=np.float64)
-    assert spec is not None
-    y = np.asarray(obs.values, dtype=np.float64)
-    valid = np.asarray(obs.valid())
-    sigma = (
-        np.broadcast_to(np.asarray(obs.sigma_full(), dtype=np.float64), y.shape)
-        if (obs.sigma is not None or obs.noise is not None)
-        else np.full(y.shape, inst.sigma)
-    )
-    resid = y - pred.mean(axis=0)
-    bias = float(resid[valid].mean())
-    var = sigma**2 + pred.var(axis=0)
-    chi2 = float(np.mean(((resid - bias) ** 2 / var)[valid]))
-    return {"instrument": name, "bias_estimate": bias, "reduced_chi2": chi2, "n": int(valid.sum())}

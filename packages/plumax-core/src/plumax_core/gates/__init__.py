@@ -1,4 +1,4 @@
-"""Validation gates of the six-step cycle (DESIGN.md §1 step 6, §3).
+"""Validation gates of the six-step cycle (docs/architecture.md: step 6 and the core contracts).
 
 Statistics only: each gate takes plain arrays (or duck-typed posteriors / linear
 operators) and returns a JSON-serialisable `GateResult`. No library imports another;

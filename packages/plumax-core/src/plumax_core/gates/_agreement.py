@@ -55,7 +55,7 @@ def posterior_agreement(
     max_z: float = 1.0,
     max_cv_ratio: float = 2.0,
 ) -> GateResult:
-    """Compare a candidate posterior's marginals with the oracle's (DESIGN.md §1, step 6).
+    """Compare a candidate posterior's marginals with the oracle's (docs/architecture.md, step 6).
 
     For every parameter ``i`` (after flattening the means to shape ``(d,)``):
 

@@ -216,7 +216,7 @@ def jacobian_probe_error(
     Jacobians with a decaying spectrum. ``details`` also gives the plain probe ratio
     ``sqrt(sum_i ||(A - B) v_i||^2 / sum_i ||B v_i||^2)``, an unbiased-in-the-square
     estimate of the relative *Frobenius* distance. The seed's adjoint gate uses
-    ``tol = 0.05`` (DESIGN.md §3).
+    ``tol = 0.05`` (docs/architecture.md, the core contracts).
 
     Args:
         op_a: the linearisation under test: a `lineax.AbstractLinearOperator` (``.mv``,

@@ -23,3 +23,16 @@ from ._inverse import Inverse as Inverse, inverse as inverse
 from ._kronecker import Kronecker as Kronecker
 from ._lowrank import LowRankUpdate as LowRankUpdate
 from ._solver import Structured as Structured
+
+__all__ = [
+    "BlockDiagonal",
+    "cholesky",
+    "Inverse",
+    "inverse",
+    "Kronecker",
+    "logdet",
+    "LowRankUpdate",
+    "solve",
+    "Structured",
+    "to_dense",
+]

@@ -1,19 +1,24 @@
-"""Tier IV coupling: several instruments observing one source, fused in one forward model.
+r"""Several instruments observing one source, fused in one forward model.
 
-Each :class:`Instrument` is an observation operator (resolution + averaging kernel),
-a per-element noise level and a prior width for its additive bias. A
-:class:`FusedForwardModel` composes the shared transport model with every instrument's
-operator (:func:`plumax_core.compose`) and adds one bias parameter per instrument, so a
-single posterior over ``(Q, x0, y0, bias_<name>...)`` uses all the data at once:
+Each :class:`Instrument` is an observation operator (resolution + averaging kernel, e.g.
+:class:`~plumax_core.BlockAverage`), a per-element noise level and a prior width for its
+additive bias. A :class:`FusedForwardModel` composes the shared model with every
+instrument's operator (:func:`~plumax_core.compose`) and adds one bias parameter per
+instrument, so a single posterior over ``(Q, x0, y0, bias_<name>...)`` uses all the data:
 
-``y_k = A_k(transport(Q, x0, y0)) + b_k + e_k``,   ``e_k ~ N(0, sigma_k^2 I)``.
+$$
+y_k = A_k\big(f(\theta)\big) + b_k + \varepsilon_k, \qquad
+\varepsilon_k \sim \mathcal{N}(0, \sigma_k^2 I).
+$$
 
-The fused output is one flat :class:`plumax_core.Observations` (dim ``"obs"``) that
+The fused output is one flat :class:`~plumax_core.Observations` (dim ``"obs"``) that
 concatenates the instruments in order; :attr:`FusedForwardModel.segments` says which
-slice belongs to which instrument.
+slice belongs to which instrument. :func:`holdout_check` is the posterior predictive
+check of an instrument left out of the fit (is it consistent with the others?).
 """
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -22,28 +27,36 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from plumax_core import (
-    AbstractForwardModel,
-    AbstractObservationOperator,
-    MetField,
-    Observations,
-    Param,
-    ParamSpec,
-    compose,
-)
+from ._forward import AbstractForwardModel, AbstractObservationOperator, compose
+from ._met import MetField
+from ._observations import OBSERVATION_KINDS, Observations
+from ._params import Param, ParamSpec
+from ._posterior import Posterior
 
-__all__ = ["FusedForwardModel", "Instrument", "fuse_observations", "simulate_instruments"]
+__all__ = [
+    "FusedForwardModel",
+    "HoldoutCheck",
+    "Instrument",
+    "fuse_observations",
+    "holdout_check",
+    "simulate_instruments",
+]
 
 
 class Instrument(eqx.Module):
-    """One instrument of a Tier IV inversion.
+    """One instrument of a fused (Tier IV) inversion.
 
     Attributes:
         name: identifier (a Python identifier: it names the ``bias_<name>`` parameter).
-        operator: maps the transport model's output to this instrument's observations
-            (e.g. :class:`plumax.BlockAverage`), or None for the transport output itself.
+        operator: maps the shared model's output to this instrument's observations
+            (e.g. :class:`~plumax_core.BlockAverage`), or None for that output itself.
         sigma: 1-sigma noise per observation, in the observation units (e.g. ppm m).
         bias_std: prior standard deviation of the additive bias, same units.
+
+    Raises:
+        ValueError: a ``name`` that is not an identifier, or a ``sigma`` / ``bias_std``
+            that is not finite and > 0.
+        TypeError: an ``operator`` that is not an observation operator.
     """
 
     name: str = eqx.field(static=True)
@@ -65,17 +78,25 @@ class Instrument(eqx.Module):
 class FusedForwardModel(AbstractForwardModel):
     """All instruments' observations of one source, with one additive bias each.
 
+    ``param_spec`` is ``base.param_spec`` followed by one ``bias_<name>`` (in the units
+    of ``kind``) per instrument. The output is :class:`Observations` with dims
+    ``("obs",)``: ``A_k(base(params)) + bias_k`` flattened and concatenated in
+    instrument order, of total size ``segments[-1][2]``.
+
     Attributes:
-        base: the shared transport model (its ``param_spec`` comes first).
+        base: the shared model (its ``param_spec`` comes first).
         instruments: the instruments, in output order.
-        members: ``compose(base, instrument.operator)`` per instrument.
+        members: ``compose(base, instrument.operator)`` per instrument (``base`` itself
+            for an instrument without operator).
         segments: ``((name, start, stop, shape), ...)``: the slice of the flat output
             belonging to each instrument and that instrument's own output shape. Static.
         kind: the observation kind of every member (they must agree). Static.
 
-    ``param_spec`` = ``base.param_spec`` + ``bias_<name>`` (units of ``kind``) per
-    instrument. Output: :class:`Observations` with dims ``("obs",)`` of total size
-    ``segments[-1][2]``.
+    Raises:
+        TypeError: ``base`` is not a forward model.
+        ValueError: no instrument, duplicate names, a ``bias_<name>`` that clashes with a
+            base parameter, members of different kinds, or an operator that cannot take
+            the base output (e.g. a block size that does not divide the image).
     """
 
     base: AbstractForwardModel
@@ -87,6 +108,7 @@ class FusedForwardModel(AbstractForwardModel):
     def __init__(
         self, base: AbstractForwardModel, instruments: Sequence[Instrument], met: MetField
     ):
+        """Build the fusion; ``met`` is only used to evaluate output shapes (no FLOPs)."""
         if not isinstance(base, AbstractForwardModel):
             raise TypeError(f"`base` must be an AbstractForwardModel, got {type(base).__name__}")
         instruments = tuple(instruments)
@@ -121,12 +143,11 @@ class FusedForwardModel(AbstractForwardModel):
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The instrument names, in output order."""
         return tuple(i.name for i in self.instruments)
 
     @property
     def param_spec(self) -> ParamSpec:
-        from plumax_core import OBSERVATION_KINDS
-
         units = OBSERVATION_KINDS[self.kind][0]
         biases = tuple(
             Param(
@@ -167,6 +188,12 @@ class FusedForwardModel(AbstractForwardModel):
         return FusedForwardModel(self.base, rest, met)
 
 
+def _sigma_of(obs: Observations, inst: Instrument, shape: tuple[int, ...]) -> np.ndarray:
+    """The data's own per-element sigma, else the instrument's (float64, ``shape``)."""
+    s = obs.sigma_full() if (obs.sigma is not None or obs.noise is not None) else inst.sigma
+    return np.broadcast_to(np.asarray(s, dtype=np.float64), shape)
+
+
 def fuse_observations(
     model: FusedForwardModel, observations: Mapping[str, Observations]
 ) -> Observations:
@@ -175,6 +202,14 @@ def fuse_observations(
     Each instrument's ``sigma`` (or its :class:`Instrument` ``sigma`` when the data carry
     none) becomes the per-element ``sigma``; masks are carried over; coordinate
     ``"obs"`` holds the instrument index of each element.
+
+    Args:
+        model: the fusion whose layout the data must follow.
+        observations: ``{instrument name: Observations}``, each of the instrument's
+            output shape and of ``model.kind``.
+
+    Raises:
+        ValueError: an instrument without data, or data of the wrong shape or kind.
     """
     missing = [n for n in model.names if n not in observations]
     if missing:
@@ -189,8 +224,7 @@ def fuse_observations(
         if obs.kind != model.kind:
             raise ValueError(f"observations of {name!r} are {obs.kind!r}, expected {model.kind!r}")
         values.append(np.asarray(obs.values).ravel())
-        s = obs.sigma_full() if (obs.sigma is not None or obs.noise is not None) else inst.sigma
-        sigma.append(np.broadcast_to(np.asarray(s, dtype=float), shape).ravel())
+        sigma.append(_sigma_of(obs, inst, shape).ravel())
         mask.append(np.asarray(obs.valid()).ravel())
     m = np.concatenate(mask)
     return Observations(
@@ -213,8 +247,16 @@ def simulate_instruments(
 ) -> dict[str, Observations]:
     """Synthetic per-instrument data: ``A_k(base(params)) + bias_k + sigma_k * noise``.
 
-    ``params`` holds the base parameters and every ``bias_<name>``. ``key=None``
-    gives noise-free data (still carrying ``sigma``).
+    Args:
+        model: the fusion.
+        params: the base parameters and every ``bias_<name>``, physical units.
+        met: the met.
+        key: PRNG key of the Gaussian noise (one split per instrument); None gives
+            noise-free data (still carrying ``sigma``).
+
+    Returns:
+        ``{name: Observations}`` in each instrument's own shape (dims ``("y", "x")``
+        for images), ``sigma`` the instrument's.
     """
     model.param_spec.validate(params)
     p = {k: jnp.asarray(v, dtype=float) for k, v in params.items()}
@@ -228,3 +270,83 @@ def simulate_instruments(
         dims = ("y", "x") if len(shape) == 2 else None
         out[name] = Observations(v, kind=model.kind, sigma=inst.sigma, dims=dims, instrument=name)
     return out
+
+
+class HoldoutCheck(eqx.Module):
+    """The result of :func:`holdout_check` (units of the observation kind).
+
+    Attributes:
+        instrument: the held-out instrument's name.
+        bias_estimate: mean over valid elements of ``y - E[A(base(θ))]``: the additive
+            bias the other instruments imply for it.
+        reduced_chi2: mean over valid elements of the squared de-biased residual over
+            ``sigma² + predictive variance``; about 1 for a consistent instrument.
+        n: number of valid elements.
+    """
+
+    instrument: str = eqx.field(static=True)
+    bias_estimate: float = eqx.field(static=True)
+    reduced_chi2: float = eqx.field(static=True)
+    n: int = eqx.field(static=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"instrument", "bias_estimate", "reduced_chi2", "n"}`` (JSON-ready)."""
+        return {
+            "instrument": self.instrument,
+            "bias_estimate": self.bias_estimate,
+            "reduced_chi2": self.reduced_chi2,
+            "n": self.n,
+        }
+
+
+def holdout_check(
+    model: FusedForwardModel,
+    name: str,
+    observations: Observations,
+    met: MetField,
+    posterior: Posterior,
+    *,
+    key: PRNGKeyArray,
+    n: int = 200,
+) -> HoldoutCheck:
+    """Posterior predictive check of an instrument left out of the fit.
+
+    ``n`` draws of the base parameters from ``posterior`` (fitted without instrument
+    ``name``) are pushed through that instrument's member model
+    ``A_name(base(θ))`` (vectorised with ``jax.vmap``); the residual
+    ``r = y - mean_draws(prediction)`` gives the implied bias ``b̂ = mean(r)`` and the
+    reduced chi-square ``mean((r - b̂)² / (σ² + var_draws(prediction)))`` over the valid
+    elements (``σ`` the data's own, else the instrument's).
+
+    Args:
+        model: the full fusion, the held-out instrument included.
+        name: the held-out instrument.
+        observations: its data (its own output shape).
+        met: the met.
+        posterior: the posterior of the fusion without ``name`` (its ``param_spec``
+            holds the base parameters).
+        key: PRNG key of the posterior draws.
+        n: number of posterior draws.
+
+    Raises:
+        ValueError: an unknown instrument ``name``, or a posterior without
+            ``param_spec``.
+    """
+    if name not in model.names:
+        raise ValueError(f"no instrument named {name!r}; known: {list(model.names)}")
+    if posterior.param_spec is None:
+        raise ValueError("`posterior` has no param_spec: its draws cannot be named")
+    k = model.names.index(name)
+    member, inst = model.members[k], model.instruments[k]
+    draws = posterior.sample_params(key, n)
+    base_names = model.base.param_spec.names
+    pred = jax.vmap(lambda p: member(p, met).values)({b: draws[b] for b in base_names})
+    pred = np.asarray(pred, dtype=np.float64)
+    y = np.asarray(observations.values, dtype=np.float64)
+    valid = np.asarray(observations.valid())
+    sigma = _sigma_of(observations, inst, y.shape)
+    resid = y - pred.mean(axis=0)
+    bias = float(resid[valid].mean())
+    var = sigma**2 + pred.var(axis=0)
+    chi2 = float(np.mean(((resid - bias) ** 2 / var)[valid]))
+    return HoldoutCheck(name, bias, chi2, int(valid.sum()))
