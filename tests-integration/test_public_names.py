@@ -22,10 +22,20 @@ PUBLIC = sorted(
 )
 
 
+def _top_level(tree: ast.Module):
+    """The module's statements, with those of ``if TYPE_CHECKING:`` blocks (a package
+    that imports its names lazily states them there)."""
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            yield from node.body
+        else:
+            yield node
+
+
 def public_reexports(tree: ast.Module) -> set[str]:
     """Names bound at module level by a redundant-alias import (``import a as a``)."""
     out: set[str] = set()
-    for node in tree.body:
+    for node in _top_level(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 if alias.asname is not None and alias.asname == alias.name.rsplit(".", 1)[-1]:
@@ -36,7 +46,7 @@ def public_reexports(tree: ast.Module) -> set[str]:
 def top_level_names(tree: ast.Module) -> set[str]:
     """Names a module binds at top level (definitions, assignments, ``from`` imports)."""
     out: set[str] = set()
-    for node in tree.body:
+    for node in _top_level(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             out.add(node.name)
         elif isinstance(node, ast.Assign):
@@ -83,6 +93,9 @@ def test_the_check_can_fail():
         "in __all__ but neither defined nor re-exported: ['k']"
     ]
     assert problems("from ._a import f as f\ndef h(): ...\n__all__ = ['f', 'h']\n") == []
+    lazy = "if TYPE_CHECKING:\n    from ._a import f as f\n"
+    assert problems(lazy) == ["no __all__"]
+    assert problems(lazy + "__all__ = ['f']\n") == []
 
 
 @pytest.mark.parametrize("module", PUBLIC, ids=lambda p: str(p.relative_to(ROOT / "packages")))
