@@ -3,8 +3,8 @@
 Each command's ``--help`` runs in a fresh interpreter (what a user's shell pays), ``REPEAT``
 times; the table shows the median and the fastest. The peer in the same run is the same
 ``--help`` after ``import plumax.pipelines`` (what the CLI cost when the ``plumax``
-package imported its pipelines, hence JAX and every library, before parsing). The machine's load average is recorded: on a
-shared machine compare rows of one run only.
+package imported its pipelines, hence JAX and every library, before parsing). The
+machine's load average is recorded: on a shared machine compare rows of one run only.
 
 Bytecode: ``pip install`` compiles every module to bytecode, so a user's ``plumax`` does
 not recompile its dependencies on each start. This benchmark does the same: the
