@@ -98,11 +98,9 @@ def main(quick: bool = False) -> dict:
     prior = pc.GaussianPrior.from_std(SPEC, jnp.array([0.0, 50.0, 300.0]), jnp.array([0.3, 20, 40]))
 
     t = time.perf_counter()
-    train = pe.SimulationDataset(
-        model, prior, met, n_train, jr.key(0), batch_size=64, progress=False
-    )
+    train = pc.simulate_bank(model, prior, met, n_train, key=jr.key(0), batch_size=64)
     t_sim = time.perf_counter() - t
-    held = pe.SimulationDataset(model, prior, met, 500, jr.key(1), batch_size=64, progress=False)
+    held = pc.simulate_bank(model, prior, met, 500, key=jr.key(1), batch_size=64)
     t = time.perf_counter()
     cfg = pe.TrainConfig(max_epochs=epochs, batch_size=64, learning_rate=3e-3, patience=30)
     res = pe.fit_emulator(

@@ -45,8 +45,8 @@ def test_emulated_plume_accuracy_and_inference_agreement():
 
     plume, met, prior = _setup()
     t0 = time.perf_counter()
-    train = pe.SimulationDataset(plume, prior, met, N_TRAIN, jr.key(0), progress=False)
-    held = pe.SimulationDataset(plume, prior, met, 500, jr.key(1), progress=False)
+    train = pc.simulate_bank(plume, prior, met, N_TRAIN, key=jr.key(0))
+    held = pc.simulate_bank(plume, prior, met, 500, key=jr.key(1))
     cfg = pe.TrainConfig(
         max_epochs=150, batch_size=128, learning_rate=2e-3, patience=25, val_fraction=0.1
     )

@@ -60,6 +60,29 @@ def test_plumax_cycle_fast_report_diff_and_lineage(tmp_path, plumax_cli):
 
     reg = ArtifactRegistry(root)
     assert len(reg.list(name="gaussian-cycle-report")) == 2
+    # one bank identity (issue 18): the NPE records the content hash of its training bank,
+    # which is the hash the registry stored the bank under, so its lineage shows the bank
+    import plumax_amortize as pa
+    from plumax_core import SimulationBank
+
+    npe = pa.load_npe(reg, "gaussian-npe")
+    assert npe.dataset_hash == reg.resolve("gaussian-npe-training-set")
+    assert isinstance(reg.load(npe.dataset_hash), SimulationBank)
+    assert reg.load("gaussian-emulator").dataset_hash == reg.resolve(
+        "gaussian-emulator-training-set"
+    )
+    shown = plumax_cli(
+        "registry",
+        "lineage",
+        "gaussian-npe",
+        "--root",
+        "runs",
+        root=tmp_path,
+        inputs=[p for p in root.rglob("*") if p.is_file()],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "training: gaussian-npe-training-set" in shown.stdout
+    assert "(missing)" not in shown.stdout and "not ok" not in shown.output
     node = reg.lineage("gaussian-cycle-report")
     assert not node.problems
     shutil.rmtree(reg.path("gaussian-emulator").parent)

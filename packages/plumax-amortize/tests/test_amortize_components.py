@@ -1,4 +1,4 @@
-"""Embeddings, noise models, support, checkpoints, determinism and bad input."""
+"""Embeddings, support, checkpoints and lineage, determinism and bad input."""
 
 import equinox as eqx
 import jax
@@ -9,7 +9,7 @@ import pytest
 
 import plumax_amortize as pa
 from plumax_amortize._npe import standardisation
-from plumax_core import ArtifactRegistry, ModelRole, Observations
+from plumax_core import ArtifactRegistry, ModelRole, Observations, SimulationBank
 
 EMBEDDINGS = {
     "mlp": lambda: pa.MLPEmbedding((5,), 8, width=16, key=jr.key(0)),
@@ -119,23 +119,6 @@ def test_deepset_is_permutation_and_padding_invariant(name, getkey):
     x_junk = x.at[-1].set(123.0)
     np.testing.assert_allclose(emb(x_junk, pad), emb(x, pad), rtol=1e-5, atol=1e-5)
     assert not np.allclose(emb(x, pad), emb(x, mask))
-
-
-def test_noise_models(getkey):
-    values = jnp.ones((4, 4))
-    mask = jnp.ones((4, 4), bool)
-    noisy, valid = pa.GaussianNoise(0.5)(values, None, mask, key=getkey())
-    assert bool(valid.all()) and float(jnp.std(noisy - 1)) > 0.1
-    hidden = pa.RandomMask(pa.GaussianNoise(0.1), 0.9)
-    vals, valid = jax.vmap(lambda k: hidden(values, None, mask, key=k))(jr.split(getkey(), 50))
-    assert 0 < float(valid.mean()) < 1
-    assert bool(jnp.all(jnp.isnan(vals) == ~valid))
-    with pytest.raises(ValueError, match="sigma"):
-        pa.ObservationNoise()(values, None, mask, key=getkey())
-    with pytest.raises(ValueError, match="scale"):
-        pa.GaussianNoise(-1.0)
-    with pytest.raises(ValueError, match="max_fraction"):
-        pa.RandomMask(pa.GaussianNoise(1.0), 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -256,23 +239,46 @@ def test_bad_correction_raises(linear_gaussian, lg_banks, lg_weighted_bank, lg_p
 
 
 @pytest.mark.slow
-def test_training_is_deterministic_and_checkpoints(linear_gaussian, tmp_path):
+def test_training_is_deterministic(linear_gaussian):
     p = linear_gaussian
     bank = pa.simulate(p.model, p.prior, p.met, pa.ObservationNoise(), 200, key=jr.key(1))
     again = pa.simulate(p.model, p.prior, p.met, pa.ObservationNoise(), 200, key=jr.key(1))
     assert bank.content_hash() == again.content_hash()
-    reg = ArtifactRegistry(tmp_path / "reg")
     kw = dict(
         flow=pa.FlowConfig("maf", flow_layers=1, nn_width=8),
         train=pa.TrainConfig(max_steps=5, batch_size=32),
     )
-    n1, h1 = pa.fit_npe(bank, key=jr.key(9), registry=reg, name="lg", **kw)
+    n1, h1 = pa.fit_npe(bank, key=jr.key(9), **kw)
     n2, h2 = pa.fit_npe(bank, key=jr.key(9), **kw)
     assert n1.artifact_hash == n2.artifact_hash
-    assert h1.artifact_hash == n1.artifact_hash and h2.artifact_hash is None
     assert h1.train_loss == h2.train_loss and h1.n_steps == 5
-    assert reg.resolve("lg") == n1.artifact_hash
-    assert reg.info("lg").tags["n_steps"] == 5
+
+
+def test_trained_estimator_records_its_bank_and_stores_separately(
+    linear_gaussian, lg_npe, lg_banks, tmp_path
+):
+    """fit_npe writes nothing; the estimator records the bank's content hash, which is
+    the bank's registry hash, so `registry lineage` of the stored estimator shows the
+    stored bank."""
+    npe, history = lg_npe
+    train, _ = lg_banks
+    assert isinstance(train, SimulationBank)
+    assert npe.dataset_hash == train.content_hash()
+    assert "artifact_hash" not in history.to_dict()
+    reg = ArtifactRegistry(tmp_path / "reg")
+    h_sim = reg.store(linear_gaussian.model, "lg-simulator", ModelRole.ORACLE)
+    assert h_sim == npe.simulator_hash == train.simulator_hash
+    h_bank = reg.store(
+        train, "lg-training-bank", ModelRole.BASELINE, lineage={"parent_hashes": [h_sim]}
+    )
+    assert h_bank == npe.dataset_hash
+    h = pa.save_npe(npe, reg, "lg-npe")
+    assert h == npe.artifact_hash
+    node = reg.lineage("lg-npe")
+    (training,) = [p for p in node.parents if p.relation == "training"]
+    assert training.hash == h_bank and training.name == "lg-training-bank"
+    assert training.status == "ok" and "lg-training-bank" in str(node)
+    assert not node.problems  # the simulator (oracle) is found too
 
 
 def test_learning_rate_decays_on_plateau(linear_gaussian):

@@ -24,9 +24,6 @@ BUMP_SPEC = ParamSpec(
     )
 )
 
-# Interrupt simulation: the number of draws FlakyBump may still simulate (None = no limit).
-BUDGET = {"left": None}
-
 
 class Bump(AbstractForwardModel):
     """``y(x) = A exp(-(x - mu - c u)^2 / (2 s^2))`` on 32 points of [-2, 2] m.
@@ -47,43 +44,6 @@ class Bump(AbstractForwardModel):
         return Observations(
             y, kind="generic", coords={"obs": self.x}, sigma=0.01, instrument="bump"
         )
-
-
-def _spend(theta):
-    theta = np.asarray(theta)
-    left = BUDGET["left"]
-    if left is None:
-        return theta
-    n = theta.size // 3
-    if left < n:
-        raise RuntimeError("simulated interrupt")
-    BUDGET["left"] = left - n
-    return theta
-
-
-class FlakyBump(AbstractForwardModel):
-    """`Bump` that raises once `BUDGET` is spent (simulates an interrupted run).
-
-    The budget check is a `jax.pure_callback` whose output feeds the result, so its
-    error surfaces with the batch that spent the budget (a `jax.debug.callback` error is
-    reported at some later synchronisation point, which made the interrupt land a shard
-    late now and then).
-    """
-
-    x: Array
-
-    @property
-    def param_spec(self) -> ParamSpec:
-        return BUMP_SPEC
-
-    def __call__(self, params, met: MetField) -> Observations:
-        flat = BUMP_SPEC.flatten(params)
-        flat = jax.pure_callback(
-            _spend, jax.ShapeDtypeStruct(flat.shape, flat.dtype), flat, vmap_method="sequential"
-        )
-        p = BUMP_SPEC.unflatten(flat)
-        y = p["A"] * jnp.exp(-0.5 * ((self.x - p["mu"]) / p["s"]) ** 2)
-        return Observations(y, kind="generic", coords={"obs": self.x})
 
 
 class Blob(AbstractForwardModel):
@@ -136,11 +96,9 @@ def emu():
     import types
 
     return types.SimpleNamespace(
-        BUDGET=BUDGET,
         BUMP_SPEC=BUMP_SPEC,
         Blob=Blob,
         Bump=Bump,
-        FlakyBump=FlakyBump,
         WindSampler=WindSampler,
         bump_prior=bump_prior,
     )

@@ -2,7 +2,8 @@
 
 It reaches < 1% relative L2 error on held-out draws and passes the 5% Jacobian probe
 gate; it is a ForwardModel (jit/vmap/grad contract); out-of-distribution params and
-mismatched met are reported; checkpoints go through the ArtifactRegistry.
+mismatched met are reported; it is stored in the ArtifactRegistry with the lineage of its
+oracle and training bank.
 """
 
 import warnings
@@ -21,6 +22,7 @@ from plumax_core import (
     ModelRole,
     filter_jit,
     forward_flat,
+    simulate_bank,
     tree_hash,
 )
 from plumax_core.testing import check_forward_model
@@ -28,13 +30,13 @@ from plumax_emulate import (
     MetMismatchWarning,
     NeuralForward,
     OutOfDistributionWarning,
-    SimulationDataset,
     TrainConfig,
     accuracy_gate,
     error_summary,
     fit_emulator,
     jacobian_gate,
     relative_l2_errors,
+    save_emulator,
 )
 
 CONFIG = TrainConfig(max_epochs=150, batch_size=32, learning_rate=5e-3, patience=1000)
@@ -43,17 +45,12 @@ CONFIG = TrainConfig(max_epochs=150, batch_size=32, learning_rate=5e-3, patience
 @pytest.fixture(scope="module")
 def trained(bump, prior, met, tmp_path_factory):
     registry = ArtifactRegistry(tmp_path_factory.mktemp("registry"))
-    train = SimulationDataset(bump, prior, met, 1000, jr.key(0), progress=False)
-    held_out = SimulationDataset(bump, prior, met, 300, jr.key(1), progress=False)
+    train = simulate_bank(bump, prior, met, 1000, key=jr.key(0))
+    held_out = simulate_bank(bump, prior, met, 300, key=jr.key(1))
     result = fit_emulator(
-        train,
-        key=jr.key(2),
-        net="mlp",
-        net_options={"width": 64, "depth": 2},
-        config=CONFIG,
-        registry=registry,
-        name="bump-emulator",
+        train, key=jr.key(2), net="mlp", net_options={"width": 64, "depth": 2}, config=CONFIG
     )
+    save_emulator(result.model, registry, "bump-emulator")
     return result, train, held_out, registry
 
 
@@ -163,13 +160,13 @@ def test_registry_checkpoint_and_lineage(trained, bump):
     result, train, _, registry = trained
     record = registry.info("bump-emulator")
     assert record.role == ModelRole.EMULATOR
-    assert record.hash == result.artifact_hash == tree_hash(result.model)
+    assert record.hash == tree_hash(result.model)
     assert record.lineage.oracle_hash == tree_hash(bump)
-    assert record.lineage.training_artifact == train.hash
+    assert record.lineage.training_artifact == train.content_hash() == result.model.dataset_hash
     loaded = registry.load("bump-emulator")
     assert isinstance(loaded, NeuralForward)
     theta = jnp.asarray(train.theta[:4])
-    met = train.met
+    met = train.fixed_met
     a = jax.vmap(forward_flat(loaded, met, unconstrained=True))(theta)
     b = jax.vmap(forward_flat(result.model, met, unconstrained=True))(theta)
     np.testing.assert_array_equal(a, b)

@@ -7,20 +7,30 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from plumax_core import ArtifactRegistry, MetField
+from plumax_core import (
+    ArtifactRegistry,
+    GaussianNoise,
+    MetField,
+    ModelRole,
+    RandomMask,
+    simulate_bank,
+    tree_hash,
+)
 from plumax_core.testing import tree_allclose
 from plumax_emulate import (
     ConvDecoderNet,
     MLPNet,
+    NeuralForward,
     OutputTransform,
     PCANet,
-    SimulationDataset,
     Standardiser,
     TrainConfig,
     WindFeatures,
     error_summary,
     fit_emulator,
+    load_emulator,
     relative_l2_errors,
+    save_emulator,
 )
 
 FAST = TrainConfig(max_epochs=4, batch_size=50, patience=100)
@@ -28,7 +38,7 @@ FAST = TrainConfig(max_epochs=4, batch_size=50, patience=100)
 
 @pytest.fixture(scope="module")
 def small(bump, prior, met):
-    return SimulationDataset(bump, prior, met, 200, jr.key(0), progress=False)
+    return simulate_bank(bump, prior, met, 200, key=jr.key(0))
 
 
 def test_deterministic_given_key(small):
@@ -60,20 +70,46 @@ def test_early_stopping_and_schedule(small):
     assert np.argmax(lr) == 2 and lr[-1] < 0.05 * max(lr)  # warmup, then cosine decay
 
 
-def test_checkpoints_in_registry(small, tmp_path):
-    reg = ArtifactRegistry(tmp_path)
-    cfg = TrainConfig(max_epochs=4, batch_size=50, checkpoint_every=2)
-    r = fit_emulator(small, key=jr.key(1), config=cfg, registry=reg, name="emu", tags={"a": 1})
-    assert len(r.checkpoint_hashes) == 2
-    assert [x.name for x in reg.list()] == ["emu-checkpoint", "emu-checkpoint", "emu"]
-    assert reg.info("emu").tags["a"] == 1
-    assert reg.lineage("emu").parents[0].relation == "oracle"
-    with pytest.raises(ValueError, match="name"):
-        fit_emulator(small, key=jr.key(1), config=FAST, registry=reg)
+def test_training_writes_nothing_saving_is_a_separate_call(small, bump, tmp_path):
+    reg = ArtifactRegistry(tmp_path / "reg")
+    seen = []
+    cfg = TrainConfig(max_epochs=4, batch_size=50, patience=100)
+    r = fit_emulator(
+        small,
+        key=jr.key(1),
+        config=cfg,
+        net_options={"width": 16, "depth": 1},
+        on_improvement=lambda epoch, model, loss: seen.append((epoch, model, loss)),
+    )
+    assert not (tmp_path / "reg").exists()  # fitting stored nothing
+    # the callback saw every improvement, with the best-so-far model
+    val = r.history["val_loss"]
+    improved = [e for e in range(len(val)) if val[e] < min(val[:e], default=np.inf)]
+    assert [e for e, _, _ in seen] == improved and seen[-1][2] == pytest.approx(min(val))
+    assert tree_hash(seen[-1][1]) == tree_hash(r.model)
+    # the emulator records the bank it was trained on; save_emulator's lineage uses it
+    assert r.model.dataset_hash == small.content_hash()
+    h_oracle = reg.store(bump, "bump", ModelRole.ORACLE)
+    h_bank = reg.store(small, "bump-bank", ModelRole.BASELINE)
+    h = save_emulator(r.model, reg, "emu", tags={"a": 1})
+    assert h == tree_hash(r.model)
+    rec = reg.info("emu")
+    assert rec.role == ModelRole.EMULATOR and rec.tags["a"] == 1
+    assert rec.lineage.oracle_hash == h_oracle and rec.lineage.training_artifact == h_bank
+    assert {p.relation for p in reg.lineage("emu").parents} == {"oracle", "training"}
+    assert all(p.status == "ok" for p in reg.lineage("emu").parents)
+    # a checkpoint from the callback, stored by the caller
+    epoch, model, loss = seen[0]
+    save_emulator(model, reg, "emu-checkpoint", tags={"epoch": epoch, "val_loss": loss})
+    assert isinstance(load_emulator(reg, "emu"), NeuralForward)
+    with pytest.raises(TypeError, match="NeuralForward"):
+        load_emulator(reg, "bump-bank")
+    with pytest.raises(TypeError, match="model"):
+        save_emulator(small, reg, "x")
 
 
 def test_pca_and_log_outputs(small, bump, prior, met):
-    held = SimulationDataset(bump, prior, met, 100, jr.key(5), progress=False)
+    held = simulate_bank(bump, prior, met, 100, key=jr.key(5))
     cfg = TrainConfig(max_epochs=20, batch_size=20, learning_rate=5e-3, patience=100)
     r = fit_emulator(
         small,
@@ -105,7 +141,7 @@ def test_conv_decoder_shapes():
 @pytest.mark.slow
 def test_conv_decoder_on_images(emu, prior, met):
     blob = emu.Blob()
-    ds = SimulationDataset(blob, prior, met, 120, jr.key(0), progress=False)
+    ds = simulate_bank(blob, prior, met, 120, key=jr.key(0))
     cfg = TrainConfig(max_epochs=30, batch_size=20, learning_rate=3e-3, patience=100)
     r = fit_emulator(
         ds,
@@ -121,7 +157,7 @@ def test_conv_decoder_on_images(emu, prior, met):
     assert r.history["val_loss"][-1] < 0.5 * r.history["val_loss"][0]
     with pytest.raises(ValueError, match="conv"):
         fit_emulator(
-            SimulationDataset(emu.Bump(jnp.ones(4)), prior, met, 20, jr.key(0), progress=False),
+            simulate_bank(emu.Bump(jnp.ones(4)), prior, met, 20, key=jr.key(0)),
             key=jr.key(0),
             net="conv",
             config=FAST,
@@ -130,14 +166,8 @@ def test_conv_decoder_on_images(emu, prior, met):
 
 def test_met_feature_emulator(emu, prior):
     model = emu.Bump(jnp.linspace(-2.0, 2.0, 32), c=0.1)
-    ds = SimulationDataset(
-        model,
-        prior,
-        emu.WindSampler(),
-        400,
-        jr.key(0),
-        met_features=WindFeatures(),
-        progress=False,
+    ds = simulate_bank(
+        model, prior, emu.WindSampler(), 400, key=jr.key(0), met_features=WindFeatures()
     )
     cfg = TrainConfig(max_epochs=60, batch_size=32, learning_rate=5e-3, patience=100)
     r = fit_emulator(ds, key=jr.key(1), config=cfg, net_options={"width": 64, "depth": 2})
@@ -176,11 +206,10 @@ def test_bad_input(small):
         {"max_epochs": 0},
         {"val_fraction": 0.9},
         {"batch_size": 1.5},
-        {"checkpoint_every": 0},
     ):
         with pytest.raises(ValueError, match=next(iter(kw))):
             TrainConfig(**kw)
-    with pytest.raises(TypeError, match="dataset"):
+    with pytest.raises(TypeError, match="`bank`"):
         fit_emulator(np.zeros((3, 3)), key=jr.key(0))
     with pytest.raises(ValueError, match="`net`"):
         fit_emulator(small, key=jr.key(0), net="transformer", config=FAST)
@@ -190,6 +219,21 @@ def test_bad_input(small):
         MLPNet(0, 3, key=jr.key(0))
     with pytest.raises(ValueError, match="image_shape"):
         ConvDecoderNet(3, (4, 4, 4), key=jr.key(0))
-    tiny = SimulationDataset(small.forward, small.prior, small.met, 2, jr.key(0), progress=False)
     with pytest.raises(ValueError, match="too small"):
-        fit_emulator(tiny, key=jr.key(0), config=FAST)
+        fit_emulator(small.take(slice(0, 2)), key=jr.key(0), config=FAST)
+    with pytest.raises(TypeError, match="on_improvement"):
+        fit_emulator(small, key=jr.key(0), config=FAST, on_improvement=3)
+
+
+def test_bank_an_emulator_cannot_learn(bump, prior, met, emu):
+    cloudy = simulate_bank(
+        bump, prior, met, 40, key=jr.key(0), noise=RandomMask(GaussianNoise(0.01), 0.5)
+    )
+    with pytest.raises(ValueError, match="masked or non-finite"):
+        fit_emulator(cloudy, key=jr.key(0), config=FAST)
+    sampled = simulate_bank(bump, prior, emu.WindSampler(), 40, key=jr.key(0))
+    with pytest.raises(ValueError, match="sampled met"):
+        fit_emulator(sampled, key=jr.key(0), config=FAST)
+    repeated = simulate_bank(bump, prior, (met, met), 40, key=jr.key(0))
+    with pytest.raises(ValueError, match="repeated"):
+        fit_emulator(repeated, key=jr.key(0), config=FAST)

@@ -1,4 +1,5 @@
-"""Validation drivers: SBC passes for an exact posterior and FAILS for an over-confident one."""
+"""Validation drivers: SBC over a core simulation bank passes for an exact posterior and
+FAILS for an over-confident one."""
 
 import equinox as eqx
 import jax
@@ -35,7 +36,11 @@ def conjugate():
             obs = pc.Observations(y, kind="generic", sigma=sigma)
             return vx.Problem(model, MET, obs, prior)
 
-        yield simulator, prior, oi
+        # the SBC truths and data: one core simulation bank from the prior
+        bank = pc.simulate_bank(
+            model, prior, MET, 200, key=jr.key(0), noise=pc.GaussianNoise(sigma)
+        )
+        yield simulator, prior, oi, model, bank
 
 
 class OverConfident(vx.AbstractAnalysis):
@@ -50,22 +55,47 @@ class OverConfident(vx.AbstractAnalysis):
 
 
 def test_sbc_pass_and_fail(conjugate, x64):
-    simulator, prior, oi = conjugate
-    res = vx.run_sbc(simulator, prior, oi, 200, jr.key(0), n_draws=49)
+    _, prior, oi, model, bank = conjugate
+    kw = dict(forward=model, prior=prior, n_draws=49)
+    res = vx.run_sbc(oi, bank, key=jr.key(0), **kw)
     assert res.passed, res.gate
     assert res.ranks.shape == (200, 2)
     assert len(res.histogram["counts"]) == 2
-    bad = vx.run_sbc(simulator, prior, OverConfident(oi), 200, jr.key(0), n_draws=49)
+    np.testing.assert_array_equal(res.theta_true, bank.theta)  # the truths are the bank's
+    assert res.bank_hash == bank.content_hash() == res.to_dict()["bank_hash"]
+    bad = vx.run_sbc(OverConfident(oi), bank, key=jr.key(0), **kw)
     assert not bad.passed
     # stratified by a data-only label
-    strat = vx.run_sbc(
-        simulator, prior, oi, 200, jr.key(1), n_draws=49, strata=lambda p: int(p.y[0] > 0)
-    )
+    strat = vx.run_sbc(oi, bank, key=jr.key(1), strata=lambda p: int(p.y[0] > 0), **kw)
     assert set(strat.gate.details["strata"]) == {"0", "1"}
 
 
+def test_sbc_bad_input(conjugate, x64):
+    _, prior, oi, model, bank = conjugate
+    with pytest.raises(TypeError, match="`bank`"):
+        vx.run_sbc(oi, np.zeros((3, 2)), forward=model, prior=prior, key=jr.key(0))
+    wide = pc.GaussianPrior.from_std(prior.param_spec, jnp.zeros(2), 2.0)
+    proposal = pc.MixturePrior((prior, wide), (0.5, 0.5))
+    weighted = pc.simulate_bank(
+        model, prior, MET, 20, key=jr.key(0), noise=pc.GaussianNoise(0.5), proposal=proposal
+    )
+    with pytest.raises(ValueError, match="proposal"):
+        vx.run_sbc(oi, weighted, forward=model, prior=prior, key=jr.key(0))
+    other = pc.ParamSpec((pc.Param("c"), pc.Param("d")))
+    with pytest.raises(ValueError, match="prior.param_spec"):
+        vx.run_sbc(
+            oi,
+            bank,
+            forward=model,
+            prior=pc.GaussianPrior.from_std(other, jnp.zeros(2), 1.0),
+            key=jr.key(0),
+        )
+    with pytest.raises(ValueError, match="n_draws"):
+        vx.run_sbc(oi, bank, forward=model, prior=prior, key=jr.key(0), n_draws=0)
+
+
 def test_compare_to_oracle(conjugate, x64):
-    simulator, prior, oi = conjugate
+    simulator, prior, oi, _, _ = conjugate
     cases = {f"case{i}": simulator(jnp.asarray([0.3 * i, -0.2]), jr.key(i)) for i in range(3)}
     good = vx.compare_to_oracle(vx.ThreeDVar(), oi, cases)
     assert good.passed and len(good.rows) == 3

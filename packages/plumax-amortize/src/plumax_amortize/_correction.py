@@ -22,22 +22,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from plumax_core import AbstractPrior
-
-
-def importance_log_weight(
-    prior: AbstractPrior, proposal: AbstractPrior, theta: Float[Array, "*batch D"]
-) -> Float[Array, "*batch"]:
-    """``log prior(theta) - log proposal(theta)`` of unconstrained parameters (densities
-    of the same vector, so the Jacobians of the transforms cancel)."""
-    return prior.log_prob_unconstrained(theta) - proposal.log_prob_unconstrained(theta)
-
-
-def kish_effective_sample_size(log_weight: Float[Array, " n"]) -> Float[Array, ""]:
-    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of importance weights given
-    as logs (shifted by their maximum first, so no weight overflows; traceable)."""
-    w = jnp.exp(log_weight - jnp.max(log_weight))
-    return jnp.sum(w) ** 2 / jnp.sum(w**2)
+from plumax_core import AbstractPrior, importance_log_weight, kish_effective_sample_size
 
 
 class ProposalCorrection(eqx.Module):

@@ -28,12 +28,16 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from plumax_core import AbstractForwardModel, MetField, Observations
+from plumax_core import (
+    AbstractForwardModel,
+    AbstractNoiseModel,
+    MetField,
+    Observations,
+    SimulationBank,
+)
 from plumax_core.gates import GateResult, sbc_ranks, sbc_uniformity, tarp_coverage
 
-from ._noise import AbstractNoiseModel
 from ._npe import NPE
-from ._simulate import SimulationBank
 
 
 def _check(npe, bank):

@@ -1,4 +1,4 @@
-"""Maximum-likelihood training of an NPE with optax, early stopping and checkpoints.
+"""Maximum-likelihood training of an NPE with optax and early stopping.
 
 The loss is the negative log density of the training parameters under the conditional
 flow, ``-mean_i log q(theta_i | y_i)`` (Papamakarios & Murray 2016; Greenberg et al.
@@ -19,7 +19,9 @@ learns the proposal posterior, spending its capacity where the proposal put the
 simulations) and the estimator resamples its draws into the prior's posterior.
 
 Minibatch order, the held-out split and the initial weights all come from one key, so
-training is deterministic given the key on a CPU.
+training is deterministic given the key on a CPU. Training does no I/O: :func:`fit_npe`
+returns the estimator (which records the content hash of its training bank) and its
+history; storing it is a separate call, :func:`plumax_amortize.save_npe`.
 On a GPU, XLA picks convolution kernels by timing them and reductions can use atomics,
 so two runs with the same key can differ in the last bits and then drift apart (seen on
 an H100: held-out loss 1.192 and 1.199 for the same key). The environment variable
@@ -27,7 +29,6 @@ an H100: held-out loss 1.192 and 1.199 for the same key). The environment variab
 """
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import equinox as eqx
@@ -39,15 +40,13 @@ import optax
 import paramax
 from jaxtyping import PRNGKeyArray
 
-from plumax_core import ArtifactLineage, ArtifactRegistry
+from plumax_core import SimulationBank
 from plumax_core.training import minibatch_epoch
 
-from ._checkpoint import save_npe
 from ._correction import ProposalCorrection
 from ._embeddings import AbstractEmbedding, MLPEmbedding
 from ._flows import FlowConfig, build_flow
 from ._npe import NPE, standardisation, theta_standardisation
-from ._simulate import SimulationBank
 
 
 class TrainConfig(eqx.Module):
@@ -135,7 +134,6 @@ class TrainHistory(eqx.Module):
         n_steps: optimiser steps taken.
         stopped_early: True when patience ran out before ``max_epochs``/``max_steps``.
         learning_rate: the step size used in each epoch.
-        artifact_hash: registry hash of the checkpoint, or None when not stored.
     """
 
     train_loss: tuple[float, ...] = eqx.field(static=True)
@@ -144,7 +142,6 @@ class TrainHistory(eqx.Module):
     n_steps: int = eqx.field(static=True)
     stopped_early: bool = eqx.field(static=True)
     learning_rate: tuple[float, ...] = eqx.field(static=True, default=())
-    artifact_hash: str | None = eqx.field(static=True, default=None)
 
     @property
     def best_val_loss(self) -> float:
@@ -158,7 +155,6 @@ class TrainHistory(eqx.Module):
             "n_steps": self.n_steps,
             "stopped_early": self.stopped_early,
             "learning_rate": list(self.learning_rate),
-            "artifact_hash": self.artifact_hash,
         }
 
 
@@ -218,15 +214,18 @@ def fit_npe(
     embedding: AbstractEmbedding | None = None,
     flow: FlowConfig | None = None,
     train: TrainConfig | None = None,
-    registry: ArtifactRegistry | None = None,
-    name: str = "npe",
-    tags: Mapping[str, Any] | None = None,
     correction: ProposalCorrection | None = None,
 ) -> tuple[NPE, TrainHistory]:
     """Train a neural posterior estimator on a simulation bank.
 
+    The estimator records the bank's content hash (``npe.dataset_hash ==
+    bank.content_hash()``, the bank's registry hash) and its simulator; nothing is
+    written anywhere: store it with ``save_npe(npe, registry, name)``, whose default
+    lineage points at the simulator and the bank.
+
     Args:
-        bank: training simulations (see :func:`simulate`); the held-out split for early
+        bank: training simulations (a :class:`plumax_core.SimulationBank`, see
+            :func:`simulate`); the held-out split for early
             stopping is taken from it. A bank with ``log_weight`` (simulated from a
             proposal) is trained and scored on the importance-weighted loss, unless a
             ``correction`` is given.
@@ -235,10 +234,6 @@ def fit_npe(
             default an :class:`MLPEmbedding` (vectors and small images).
         flow: the flow recipe (default ``FlowConfig()``: a 4-layer affine MAF).
         train: optimisation settings (default ``TrainConfig()``).
-        registry: when given, the best estimator is stored there with role
-            ``PREDICTOR`` and lineage ``(oracle_hash=simulator, training_artifact=bank)``.
-        name: the registry name.
-        tags: extra registry tags.
         correction: for a bank simulated from a proposal: train on the unweighted loss
             (learn the proposal posterior) and resample every posterior draw into the
             prior's with this :class:`ProposalCorrection`, whose prior and proposal
@@ -351,27 +346,9 @@ def fit_npe(
         flow_config=flow,
         simulator_id=bank.simulator_id,
         simulator_hash=bank.simulator_hash,
-        dataset_hash=bank.content_hash(),
+        dataset_hash=_bank_hash(bank),
         correction=correction,
     )
-    artifact = None
-    if registry is not None:
-        all_tags = {
-            "best_val_loss": float(best[0]) if np.isfinite(best[0]) else None,
-            "n_steps": steps,
-            "epochs": len(val_hist),
-            **dict(tags or {}),
-        }
-        artifact = save_npe(
-            npe,
-            registry,
-            name,
-            lineage=ArtifactLineage(
-                oracle_hash=bank.simulator_hash or None,
-                training_artifact=npe.dataset_hash,
-            ),
-            tags=all_tags,
-        )
     history = TrainHistory(
         train_loss=tuple(train_hist),
         val_loss=tuple(val_hist),
@@ -379,9 +356,17 @@ def fit_npe(
         n_steps=steps,
         stopped_early=stopped_early,
         learning_rate=tuple(lr_hist),
-        artifact_hash=artifact,
     )
     return npe, history
+
+
+def _bank_hash(bank: SimulationBank) -> str:
+    """The bank's content hash, or "" for a bank that cannot be serialised (a lambda
+    met sampler): such a bank cannot be stored either, so there is no lineage to keep."""
+    try:
+        return bank.content_hash()
+    except TypeError:
+        return ""
 
 
 def _check_correction(correction, bank: SimulationBank) -> None:

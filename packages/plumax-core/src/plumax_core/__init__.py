@@ -1,10 +1,11 @@
 """plumax-core: the protocols and types every plumax library is built against.
 
 See ``docs/architecture.md`` (the package rules and the core types). Public names are
-re-exported here; structured linear algebra lives in :mod:`plumax_core.linalg`, the
-cycle's validation gates in :mod:`plumax_core.gates`, every unit conversion in
-:mod:`plumax_core.units` and the one validation rule per quantity in
-:mod:`plumax_core.validation`.
+re-exported here, among them the one simulation bank of the cycle
+(:func:`simulate_bank`, :class:`SimulationBank`, the noise models); structured linear
+algebra lives in :mod:`plumax_core.linalg`, the cycle's validation gates in
+:mod:`plumax_core.gates`, every unit conversion in :mod:`plumax_core.units` and the one
+validation rule per quantity in :mod:`plumax_core.validation`.
 """
 
 import importlib.metadata
@@ -17,6 +18,9 @@ from . import (
     units as units,
     validation as validation,
 )
+from ._bank import SimulationBank as SimulationBank
+from ._bank_cache import CorruptedShardWarning as CorruptedShardWarning
+from ._bank_simulate import simulate_bank as simulate_bank
 from ._block_average import BlockAverage as BlockAverage
 from ._cycle import (
     CycleBenchmark as CycleBenchmark,
@@ -51,11 +55,21 @@ from ._fusion import (
     holdout_check as holdout_check,
     simulate_instruments as simulate_instruments,
 )
+from ._importance import (
+    importance_log_weight as importance_log_weight,
+    kish_effective_sample_size as kish_effective_sample_size,
+)
 from ._met import (
     STABILITY_CLASSES as STABILITY_CLASSES,
     MetField as MetField,
     stability_index as stability_index,
     wind_components as wind_components,
+)
+from ._noise import (
+    AbstractNoiseModel as AbstractNoiseModel,
+    GaussianNoise as GaussianNoise,
+    ObservationNoise as ObservationNoise,
+    RandomMask as RandomMask,
 )
 from ._observations import (
     OBSERVATION_KINDS as OBSERVATION_KINDS,
@@ -99,6 +113,7 @@ from ._serialise import (
 
 __all__ = [
     "AbstractForwardModel",
+    "AbstractNoiseModel",
     "AbstractObservationOperator",
     "AbstractPrior",
     "AmbiguousArtifactError",
@@ -112,6 +127,7 @@ __all__ = [
     "clean_errors",
     "compose",
     "ComposedForwardModel",
+    "CorruptedShardWarning",
     "CycleBenchmark",
     "CycleReport",
     "CycleStageBenchmark",
@@ -121,11 +137,14 @@ __all__ = [
     "fuse_observations",
     "FusedForwardModel",
     "gates",
+    "GaussianNoise",
     "GaussianPrior",
     "holdout_check",
     "HoldoutCheck",
+    "importance_log_weight",
     "Instrument",
     "InvalidInputError",
+    "kish_effective_sample_size",
     "linalg",
     "LineageNode",
     "make_provenance",
@@ -136,6 +155,7 @@ __all__ = [
     "ModelRole",
     "NotARegistryError",
     "OBSERVATION_KINDS",
+    "ObservationNoise",
     "Observations",
     "OracleStrength",
     "package_versions",
@@ -145,6 +165,7 @@ __all__ = [
     "PinnedForwardModel",
     "Posterior",
     "Provenance",
+    "RandomMask",
     "ReadOnlyRegistryError",
     "register_observation_kind",
     "RegistryCheck",
@@ -153,7 +174,9 @@ __all__ = [
     "REQUIRED_PROVENANCE_KEYS",
     "SerialisationError",
     "serialise",
+    "simulate_bank",
     "simulate_instruments",
+    "SimulationBank",
     "STABILITY_CLASSES",
     "stability_index",
     "StageChange",
@@ -161,8 +184,8 @@ __all__ = [
     "testing",
     "Tolerance",
     "training",
-    "units",
     "tree_hash",
+    "units",
     "validation",
     "wind_components",
 ]

@@ -1,23 +1,22 @@
 """Neural surrogates that are themselves ForwardModels (cycle step 3).
 
-* data: :class:`SimulationDataset` (prior draws through any forward model, cached as
-  NetCDF shards, resumable, sharded over devices), :class:`CorruptedShardWarning`;
+* data: the core :class:`plumax_core.SimulationBank` (``plumax_core.simulate_bank``:
+  prior draws through any forward model, cached as NetCDF shards, resumable, sharded
+  over devices);
 * networks: :class:`AbstractEmulatorNet`, :class:`MLPNet`, :class:`ConvDecoderNet`,
   :class:`PCANet`; normalisation :class:`Standardiser`, :class:`OutputTransform`;
 * met inputs: :class:`AbstractMetFeatures`, :class:`WindFeatures`;
 * the surrogate: :class:`NeuralForward` (an ``AbstractForwardModel``),
   :class:`OutOfDistributionWarning`, :class:`MetMismatchWarning`;
-* training: :func:`fit_emulator`, :class:`TrainConfig`, :class:`TrainResult`;
+* training: :func:`fit_emulator`, :class:`TrainConfig`, :class:`TrainResult` (no I/O);
+  storing: :func:`save_emulator`, :func:`load_emulator`;
 * gates: :func:`relative_l2_errors`, :func:`error_summary`, :func:`accuracy_gate`,
   :func:`jacobian_gate`.
 """
 
 import importlib.metadata
 
-from ._dataset import (
-    CorruptedShardWarning as CorruptedShardWarning,
-    SimulationDataset as SimulationDataset,
-)
+from ._checkpoint import load_emulator as load_emulator, save_emulator as save_emulator
 from ._features import AbstractMetFeatures as AbstractMetFeatures, WindFeatures as WindFeatures
 from ._gates import (
     accuracy_gate as accuracy_gate,
@@ -48,10 +47,10 @@ __all__ = [
     "AbstractMetFeatures",
     "accuracy_gate",
     "ConvDecoderNet",
-    "CorruptedShardWarning",
     "error_summary",
     "fit_emulator",
     "jacobian_gate",
+    "load_emulator",
     "MetMismatchWarning",
     "MLPNet",
     "NeuralForward",
@@ -59,7 +58,7 @@ __all__ = [
     "OutputTransform",
     "PCANet",
     "relative_l2_errors",
-    "SimulationDataset",
+    "save_emulator",
     "Standardiser",
     "TrainConfig",
     "TrainResult",

@@ -1,6 +1,7 @@
 """Emulator gates: accuracy on held-out simulations and Jacobian agreement.
 
-* :func:`relative_l2_errors` — per-draw ``||y_emu - y|| / ||y||`` on a dataset;
+* :func:`relative_l2_errors` — per-draw ``||y_emu - y|| / ||y||`` on a held-out
+  `plumax_core.SimulationBank`;
 * :func:`accuracy_gate` — thresholds on the *distribution* of those errors (median,
   90th percentile, maximum), not only the mean;
 * :func:`jacobian_gate` — at several draws, the Jacobians (``jax.jacfwd`` of
@@ -17,10 +18,10 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from plumax_core import AbstractForwardModel, MetField, forward_flat
+from plumax_core import AbstractForwardModel, MetField, SimulationBank, forward_flat
 from plumax_core.gates import GateResult, jacobian_probe_error
 
-from ._dataset import SimulationDataset
+from ._inputs import bank_inputs, check_emulator_bank
 from ._neural_forward import NeuralForward
 
 
@@ -35,9 +36,14 @@ def _jacobian(model: AbstractForwardModel, met: MetField, theta):
 
 
 def relative_l2_errors(
-    model: NeuralForward, dataset: SimulationDataset, *, chunk: int = 1024
+    model: NeuralForward, bank: SimulationBank, *, chunk: int = 1024
 ) -> np.ndarray:
-    """Per-draw relative L2 error ``||y_emu - y||_2 / ||y||_2`` over ``dataset``.
+    """Per-draw relative L2 error ``||y_emu - y||_2 / ||y||_2`` over ``bank``.
+
+    Args:
+        model: the emulator.
+        bank: held-out clean simulations (a `plumax_core.SimulationBank`).
+        chunk: draws per emulator call.
 
     Returns:
         ``(n,)`` float64 array (a draw with ``y = 0`` gives ``inf`` unless the
@@ -45,18 +51,17 @@ def relative_l2_errors(
     """
     if not isinstance(model, NeuralForward):
         raise TypeError(f"`model` must be a NeuralForward, got {type(model).__name__}")
-    if not isinstance(dataset, SimulationDataset):
-        raise TypeError(f"`dataset` must be a SimulationDataset, got {type(dataset).__name__}")
-    if dataset.values.shape[1:] != model.template.values.shape:
+    check_emulator_bank(bank)
+    if bank.obs_shape != model.template.values.shape:
         raise ValueError(
-            f"`dataset` outputs {dataset.values.shape[1:]} do not match the emulator's "
+            f"`bank` outputs {bank.obs_shape} do not match the emulator's "
             f"{model.template.values.shape}"
         )
-    x = np.concatenate([dataset.theta, dataset.features], axis=1).astype(np.float32)
+    x = bank_inputs(bank).astype(np.float32)
     if x.shape[1] != model.net.n_in:
-        raise ValueError("`dataset` inputs (params + met features) do not match the emulator")
-    n = len(dataset)
-    y = dataset.values.reshape(n, -1).astype(np.float64)
+        raise ValueError("`bank` inputs (params + met features) do not match the emulator")
+    n = bank.n
+    y = np.asarray(bank.values).reshape(n, -1).astype(np.float64)
     out = np.empty(n)
     for s in range(0, n, chunk):
         pred = np.asarray(_predict(model, jnp.asarray(x[s : s + chunk])), np.float64)
@@ -84,7 +89,7 @@ def error_summary(errors) -> dict[str, float]:
 
 def accuracy_gate(
     model: NeuralForward,
-    dataset: SimulationDataset,
+    bank: SimulationBank,
     *,
     max_median: float = 0.01,
     max_p90: float | None = None,
@@ -94,7 +99,7 @@ def accuracy_gate(
 
     Args:
         model: the emulator.
-        dataset: held-out simulations (a dataset drawn with another key).
+        bank: held-out simulations (a bank drawn with another key).
         max_median: limit on the median error (the headline statistic).
         max_p90: optional limit on the 90th percentile.
         max_max: optional limit on the worst draw.
@@ -107,7 +112,7 @@ def accuracy_gate(
     for k, v in limits.items():
         if v is not None and not (np.isfinite(v) and v > 0):
             raise ValueError(f"`max_{k}` must be finite and > 0, got {v}")
-    summary = error_summary(relative_l2_errors(model, dataset))
+    summary = error_summary(relative_l2_errors(model, bank))
     checks = {k: bool(summary[k] <= v) for k, v in limits.items() if v is not None}
     rule = " and ".join(f"{k} <= {v:g}" for k, v in limits.items() if v is not None)
     return GateResult(
@@ -122,7 +127,7 @@ def accuracy_gate(
 def jacobian_gate(
     emulator: NeuralForward,
     physics: AbstractForwardModel,
-    points: SimulationDataset,
+    points: SimulationBank,
     *,
     key: PRNGKeyArray,
     n_points: int = 5,
@@ -140,15 +145,17 @@ def jacobian_gate(
         `GateResult` ``"emulator_jacobian"``: statistic the worst draw's error;
         ``details`` lists each draw's error.
     """
-    if not isinstance(points, SimulationDataset):
-        raise TypeError("`points` must be a SimulationDataset")
+    if not isinstance(points, SimulationBank):
+        raise TypeError(
+            f"`points` must be a plumax_core.SimulationBank, got {type(points).__name__}"
+        )
     if physics.param_spec != emulator.param_spec:
         raise ValueError("`physics` and `emulator` have different param specs")
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 1:
         raise ValueError(f"`n_points` must be a positive int, got {n_points!r}")
     k_pick, k_probe = jr.split(key)
-    m = min(n_points, len(points))
-    idx = np.sort(np.asarray(jr.choice(k_pick, len(points), (m,), replace=False)))
+    m = min(n_points, points.n)
+    idx = np.sort(np.asarray(jr.choice(k_pick, points.n, (m,), replace=False)))
     stats, results = [], []
     for j, i in enumerate(idx):
         met: MetField = points.met_at(int(i))

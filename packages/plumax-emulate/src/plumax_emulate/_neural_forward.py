@@ -88,6 +88,9 @@ class NeuralForward(AbstractForwardModel):
         ood: ``"warn"``, ``"raise"`` or ``"ignore"`` for inputs outside the box.
         met_mismatch: policy for a fixed-met emulator called with other met values.
         emulated_model_id, emulated_model_hash: identity of the emulated model.
+        dataset_hash: content hash of the training bank
+            (`plumax_core.SimulationBank.content_hash`, its registry hash); "" when
+            unknown.
     """
 
     net: AbstractEmulatorNet
@@ -103,6 +106,7 @@ class NeuralForward(AbstractForwardModel):
     met_mismatch: str = eqx.field(static=True, default="warn")
     emulated_model_id: str = eqx.field(static=True, default="")
     emulated_model_hash: str = eqx.field(static=True, default="")
+    dataset_hash: str = eqx.field(static=True, default="")
 
     def __check_init__(self):
         if not isinstance(self.net, AbstractEmulatorNet):

@@ -1,6 +1,7 @@
-"""Training an emulator on a `SimulationDataset` (optax).
+"""Training an emulator on a core simulation bank (optax).
 
-:func:`fit_emulator` splits the dataset into training and validation draws, fits the
+:func:`fit_emulator` splits a `plumax_core.SimulationBank` (clean simulations, from
+`plumax_core.simulate_bank`) into training and validation draws, fits the
 input/output normalisation on the training draws, builds (or takes) a network and
 minimises the mean-squared error in the normalised target space with AdamW under a
 warmup + cosine learning-rate schedule (Loshchilov & Hutter 2017, 2019). Training
@@ -8,9 +9,12 @@ stops early when the validation loss has not improved for ``patience`` epochs, a
 the best-validation weights are returned. The whole run is a function of ``key``
 (split, initialisation, minibatch order): the same key gives the same weights.
 
-Checkpoints go through `plumax_core.ArtifactRegistry` with role ``EMULATOR`` and lineage
-``ArtifactLineage(oracle_hash=tree_hash(forward), training_artifact=dataset.hash)``:
-``tree_hash(forward)`` is the hash under which the registry stores the oracle model.
+Training does no I/O: it returns a :class:`TrainResult`, and the emulator records the
+emulated model's hash and the bank's content hash (``NeuralForward.dataset_hash``).
+Storing it is a separate call, :func:`plumax_emulate.save_emulator`, whose default
+lineage is ``ArtifactLineage(oracle_hash=tree_hash(forward), training_artifact=
+bank.content_hash())``; periodic checkpoints are the caller's, through the
+``on_improvement`` callback.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import equinox as eqx
@@ -28,10 +33,10 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
 
-from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
+from plumax_core import SimulationBank
 from plumax_core.training import minibatch_epoch
 
-from ._dataset import SimulationDataset
+from ._inputs import bank_inputs, check_emulator_bank
 from ._nets import AbstractEmulatorNet, ConvDecoderNet, MLPNet, PCANet
 from ._neural_forward import NeuralForward
 from ._normalise import OutputTransform, Standardiser
@@ -53,8 +58,6 @@ class TrainConfig:
         min_delta: relative improvement that resets the patience counter.
         weight_decay: AdamW decoupled weight decay.
         grad_clip: global-norm gradient clipping (None = off).
-        checkpoint_every: store the best-so-far model in the registry every this many
-            epochs (None = only the final model).
     """
 
     learning_rate: float = 3e-3
@@ -67,7 +70,6 @@ class TrainConfig:
     min_delta: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
-    checkpoint_every: int | None = None
 
     def __post_init__(self):
         if not (self.learning_rate > 0 and np.isfinite(self.learning_rate)):
@@ -82,8 +84,6 @@ class TrainConfig:
             raise ValueError(f"`val_fraction` must be in (0, 0.5], got {self.val_fraction}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.min_delta < 0:
             raise ValueError("`warmup_epochs`, `weight_decay` and `min_delta` must be >= 0")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise ValueError("`checkpoint_every` must be a positive int or None")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +97,7 @@ class TrainResult:
         n_epochs: epochs run.
         stopped_early: whether early stopping ended the run.
         train_seconds: wall time of the optimisation loop.
-        train_indices, val_indices: the dataset draws used for each role.
-        artifact_hash: registry hash of the stored model, or None.
-        checkpoint_hashes: hashes of intermediate checkpoints.
+        train_indices, val_indices: the bank's draws used for each role.
     """
 
     model: NeuralForward
@@ -110,8 +108,6 @@ class TrainResult:
     train_seconds: float
     train_indices: np.ndarray
     val_indices: np.ndarray
-    artifact_hash: str | None = None
-    checkpoint_hashes: tuple[str, ...] = ()
 
 
 def _trainable_filter(net: AbstractEmulatorNet) -> Any:
@@ -162,7 +158,7 @@ def _build_net(
     if isinstance(net, AbstractEmulatorNet):
         if net.n_in != n_in or net.n_out != n_out:
             raise ValueError(
-                f"`net` maps {net.n_in} -> {net.n_out} but the dataset needs {n_in} -> {n_out}"
+                f"`net` maps {net.n_in} -> {net.n_out} but the bank needs {n_in} -> {n_out}"
             )
         return net
     if net == "mlp":
@@ -177,7 +173,7 @@ def _build_net(
 
 
 def fit_emulator(
-    dataset: SimulationDataset,
+    bank: SimulationBank,
     *,
     key: PRNGKeyArray,
     net: Literal["mlp", "pca", "conv"] | AbstractEmulatorNet = "mlp",
@@ -187,15 +183,15 @@ def fit_emulator(
     log_offset: float | None = None,
     ood: Literal["warn", "raise", "ignore"] = "warn",
     met_mismatch: Literal["warn", "raise", "ignore"] = "warn",
-    registry: ArtifactRegistry | None = None,
-    name: str | None = None,
-    tags: dict[str, Any] | None = None,
+    on_improvement: Callable[[int, NeuralForward, float], None] | None = None,
     progress: bool = False,
 ) -> TrainResult:
-    """Train a `NeuralForward` on ``dataset``.
+    """Train a `NeuralForward` on ``bank``.
 
     Args:
-        dataset: the simulations (inputs: unconstrained params, then met features).
+        bank: clean simulations, a `plumax_core.SimulationBank` (inputs: unconstrained
+            params, then met features; the met fixed, or ``bank.met_features`` an
+            `AbstractMetFeatures`).
         key: PRNG key (split, init, minibatch order).
         net: ``"mlp"`` (vector outputs), ``"conv"`` (2-D image outputs), ``"pca"``
             (basis + MLP coefficients), or a ready `AbstractEmulatorNet` (it sees
@@ -205,33 +201,42 @@ def fit_emulator(
         log_outputs: learn ``log(y + offset)`` (positive fields); ``log_offset`` defaults
             to ``1e-6 max|y|``.
         ood, met_mismatch: policies stored in the model (see `NeuralForward`).
-        registry, name: if given, store the best model as an ``EMULATOR`` artifact under
-            ``name`` (and checkpoints under ``name + "-checkpoint"``).
-        tags: extra registry tags.
+        on_improvement: called as ``on_improvement(epoch, model, val_loss)`` each time
+            the validation loss improves, with the best-so-far model (e.g. to store a
+            checkpoint with `save_emulator`); training itself writes nothing.
         progress: show a tqdm bar over epochs.
 
     Returns:
-        A `TrainResult`.
+        A `TrainResult`; ``result.model.dataset_hash`` is ``bank.content_hash()``.
+
+    Raises:
+        TypeError, ValueError: a bank an emulator cannot learn from (masked or
+            non-finite values, repeated observations, a sampled met without met
+            features), a bad config or network, or too few draws.
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(dataset, SimulationDataset):
-        raise TypeError(f"`dataset` must be a SimulationDataset, got {type(dataset).__name__}")
+    check_emulator_bank(bank)
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise TypeError("`config` must be a TrainConfig")
-    if registry is not None and not name:
-        raise ValueError("`name` is required when `registry` is given")
-    n = len(dataset)
+    if bank.met_features is None and bank.fixed_met is None:
+        raise ValueError(
+            "`bank` was simulated under a sampled met without met features: an emulator "
+            "needs one fixed met, or met features as inputs (simulate_bank(met_features=...))"
+        )
+    if on_improvement is not None and not callable(on_improvement):
+        raise TypeError("`on_improvement` must be a callable (epoch, model, val_loss) or None")
+    n = bank.n
     n_val = max(1, int(round(config.val_fraction * n)))
     if n - n_val < 2:
-        raise ValueError(f"the dataset ({n} draws) is too small to split for training")
+        raise ValueError(f"the bank ({n} draws) is too small to split for training")
     k_split, k_init, k_loop = jr.split(key, 3)
     perm = np.asarray(jr.permutation(k_split, n))
     val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
 
-    x_all = np.concatenate([dataset.theta, dataset.features], axis=1).astype(np.float64)
-    y_all = dataset.values.reshape(n, -1).astype(np.float64)
+    x_all = bank_inputs(bank).astype(np.float64)
+    y_all = np.asarray(bank.values).reshape(n, -1).astype(np.float64)
     in_norm = Standardiser.fit(x_all[train_idx])
     out_tf = OutputTransform.fit(y_all[train_idx], log=log_outputs, offset=log_offset)
     x = np.asarray(in_norm(jnp.asarray(x_all, jnp.float32)))
@@ -240,36 +245,35 @@ def fit_emulator(
     x_va, t_va = jnp.asarray(x[val_idx]), jnp.asarray(t[val_idx])
 
     network = _build_net(
-        net, x.shape[1], t[train_idx], dataset.values.shape[1:], dict(net_options or {}), k_init
+        net, x.shape[1], t[train_idx], bank.obs_shape, dict(net_options or {}), k_init
     )
     batch_size = min(config.batch_size, len(train_idx))
     steps_per_epoch = n_batches = max(len(train_idx) // batch_size, 1)
     optim, schedule = _make_optimizer(config, steps_per_epoch)
     params, static = eqx.partition(network, _trainable_filter(network))
     opt_state = optim.init(params)
+    dataset_hash = _bank_hash(bank)
 
     def make_model(p) -> NeuralForward:
         return NeuralForward(
             net=eqx.combine(p, static),
             input_norm=in_norm,
             output_transform=out_tf,
-            param_spec=dataset.param_spec,
-            template=dataset.template,
-            training_met=dataset.met if dataset.met_features is None else None,
-            met_features=dataset.met_features,
+            param_spec=bank.param_spec,
+            template=bank.template,
+            training_met=bank.fixed_met if bank.met_features is None else None,
+            met_features=bank.met_features,
             input_lower=jnp.asarray(x_all[train_idx].min(0), jnp.float32),
             input_upper=jnp.asarray(x_all[train_idx].max(0), jnp.float32),
             ood=ood,
             met_mismatch=met_mismatch,
-            emulated_model_id=dataset.forward.model_id,
-            emulated_model_hash=dataset.model_hash or "",
+            emulated_model_id=bank.simulator_id,
+            emulated_model_hash=bank.simulator_hash,
+            dataset_hash=dataset_hash,
         )
 
-    lineage = ArtifactLineage(oracle_hash=dataset.model_hash, training_artifact=dataset.hash)
-    base_tags = {"dataset_id": dataset.dataset_id, "n_train": len(train_idx), **(tags or {})}
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "learning_rate": []}
     best, best_params, best_epoch, since = np.inf, params, 0, 0
-    checkpoints: list[str] = []
     stopped = False
     t0 = time.perf_counter()
     bar = tqdm(range(config.max_epochs), desc="training", disable=not progress)
@@ -287,6 +291,7 @@ def fit_emulator(
             raise FloatingPointError(
                 f"validation loss is {va} at epoch {epoch}; lower `learning_rate`"
             )
+        improved = va < best
         if va < best * (1 - config.min_delta):
             best, best_params, best_epoch, since = va, params, epoch, 0
         else:
@@ -294,36 +299,15 @@ def fit_emulator(
         if va < best:
             best, best_params, best_epoch = va, params, epoch
         bar.set_postfix(val=f"{va:.3g}", best=f"{best:.3g}")
-        if (
-            registry is not None
-            and config.checkpoint_every is not None
-            and (epoch + 1) % config.checkpoint_every == 0
-        ):
-            h = registry.store(
-                make_model(best_params),
-                f"{name}-checkpoint",
-                ModelRole.EMULATOR,
-                lineage=lineage,
-                tags={**base_tags, "epoch": epoch, "best_epoch": best_epoch, "val_loss": best},
-            )
-            checkpoints.append(h)
+        if improved and on_improvement is not None:
+            on_improvement(epoch, make_model(best_params), best)
         if since >= config.patience:
             stopped = True
             break
     bar.close()
     seconds = time.perf_counter() - t0
-    model = make_model(best_params)
-    artifact = None
-    if registry is not None:
-        artifact = registry.store(
-            model,
-            name,
-            ModelRole.EMULATOR,
-            lineage=lineage,
-            tags={**base_tags, "best_epoch": best_epoch, "val_loss": best},
-        )
     return TrainResult(
-        model=model,
+        model=make_model(best_params),
         history=history,
         best_epoch=best_epoch,
         n_epochs=epoch + 1,
@@ -331,6 +315,13 @@ def fit_emulator(
         train_seconds=seconds,
         train_indices=train_idx,
         val_indices=val_idx,
-        artifact_hash=artifact,
-        checkpoint_hashes=tuple(checkpoints),
     )
+
+
+def _bank_hash(bank: SimulationBank) -> str:
+    """The bank's content hash, or "" for a bank that cannot be serialised (a lambda
+    met sampler): such a bank cannot be stored either, so there is no lineage to keep."""
+    try:
+        return bank.content_hash()
+    except TypeError:
+        return ""

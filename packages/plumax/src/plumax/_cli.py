@@ -27,6 +27,7 @@ from ._cli_common import (
 )
 from ._cli_population import population
 from ._cli_registry import registry_app
+from ._cycle_tiers import cycle_tiers
 
 app = typer.Typer(
     name="plumax",
@@ -354,7 +355,14 @@ def demo(
 @app.command()
 @friendly
 def cycle(
-    tier: Annotated[str, typer.Option(help="Which tier: gaussian (Tier I plume).")] = "gaussian",
+    tier: Annotated[
+        str,
+        typer.Option(
+            help="Which registered tier: "
+            + "; ".join(f"{name} ({what})" for name, what in cycle_tiers().items())
+            + "."
+        ),
+    ] = "gaussian",
     root: Annotated[Path, typer.Option(help="Artifact registry folder.")] = Path("plumax-runs"),
     fast: Annotated[bool, typer.Option(help="Reduced budget: a few minutes on 2 cores.")] = False,
     oracle: Annotated[
@@ -365,15 +373,17 @@ def cycle(
         bool, typer.Option(help="Exit with status 3 when a gate fails (for CI).")
     ] = False,
 ):
-    """Run the six-step cycle and report every gate.
+    """Run the six-step cycle of a tier and report every gate.
 
+    The tier (--tier) is a problem and its stages, one per step; for the Gaussian tier:
     1 simulator (Gaussian plume), 2 oracle posteriors on held-out cases (NUTS, or MAP +
     Laplace with --oracle laplace), 3 neural emulator, 4 the same inference on the emulator,
     5 amortized conditional flow, 6 a cycle report: emulator accuracy and Jacobian
     probe, posterior agreement of steps 4 and 5 with step 2, SBC and TARP, each value
-    next to its tolerance. Every artifact goes into the registry with its lineage; the
-    report is written to ROOT/reports/ and compared with the previous one in the same
-    registry (the diff is printed and written beside it).
+    next to its tolerance (a tier without some steps reports the gates of those it
+    runs). Every artifact goes into the registry with its lineage; the report is written
+    to ROOT/reports/ and compared with the previous one in the same registry (the diff
+    is printed and written beside it).
 
     Examples:
 
@@ -385,10 +395,11 @@ def cycle(
     """
     import dataclasses
 
-    from ._cycle import TIERS, CycleBudget, run_cycle
+    from ._cycle_budget import CycleBudget
 
-    if tier not in TIERS:
-        raise CLIError(f"--tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    tiers = cycle_tiers()
+    if tier not in tiers:
+        raise CLIError(f"--tier must be one of {', '.join(tiers)}, got {tier!r}")
     if oracle is not None and oracle not in ("laplace", "nuts"):
         raise CLIError(f"--oracle must be laplace or nuts, got {oracle!r}")
     if seed < 0:
@@ -401,6 +412,8 @@ def cycle(
         f"[bold]plumax cycle[/bold] --tier {tier}{' --fast' if fast else ''}: "
         f"registry {root}, {budget.oracle} oracle on {budget.n_cases} held-out cases"
     )
+    from ._cycle import run_cycle  # JAX and the libraries: after the checks of the input
+
     with err_console.status("running the cycle...") as status:
         run = run_cycle(root, tier=tier, budget=budget, seed=seed, say=status.update)
     _print_report(run)

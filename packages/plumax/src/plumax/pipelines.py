@@ -7,7 +7,11 @@
 * :func:`fuse_instruments` — Tier IV: several instruments, one posterior over
   ``(Q, x0, y0, bias_<instrument>...)``, with an optional held-out instrument;
 * :func:`plume_prior` — the default weakly informative prior;
-* :func:`run_cycle` — the six-step cycle with its gates (``plumax cycle``);
+* :func:`run_cycle` — the six-step cycle with its gates (``plumax cycle``) of a tier
+  registered by name (:func:`register_cycle_tier`): a :class:`CycleTier` is a setup and
+  a sequence of stages, one per step (:class:`SimulatorStage`, :class:`OracleStage`,
+  :class:`EmulatorStage`, :class:`EmulatorInferenceStage`, :class:`AmortizedStage`,
+  :class:`ReportStage`; :class:`AbstractCycleStage` for new ones);
 * :func:`population` — a plume-list CSV → plumax-pod population fit and totals
   (``plumax population``);
 * :func:`simulate_radiance` / :func:`read_radiance_scene` / :func:`retrieve` — Tier IV
@@ -49,7 +53,14 @@ from plumax_core import (
 )
 from plumax_core.validation import check_wind_speed
 
-from ._cycle import CycleBudget, CycleRun, gaussian_tier, run_cycle
+from ._cycle import CycleRun, run_cycle
+from ._cycle_base import CYCLE_KEYS, AbstractCycleStage, CycleContext, CycleTier
+from ._cycle_budget import CycleBudget
+from ._cycle_gaussian import GAUSSIAN_TIER, gaussian_tier
+from ._cycle_learned import AmortizedStage, EmulatorStage
+from ._cycle_oracle import EmulatorInferenceStage, OracleStage, SimulatorStage
+from ._cycle_report import ReportStage
+from ._cycle_tiers import cycle_tier, cycle_tiers, register_cycle_tier, unregister_cycle_tier
 from ._overpass import (
     RETRIEVAL_GAIN_STD,
     RadianceScene,
@@ -75,6 +86,21 @@ __all__ = [
     "CycleRun",
     "gaussian_tier",
     "run_cycle",
+    "CYCLE_KEYS",
+    "AbstractCycleStage",
+    "CycleContext",
+    "CycleTier",
+    "GAUSSIAN_TIER",
+    "SimulatorStage",
+    "OracleStage",
+    "EmulatorStage",
+    "EmulatorInferenceStage",
+    "AmortizedStage",
+    "ReportStage",
+    "register_cycle_tier",
+    "unregister_cycle_tier",
+    "cycle_tier",
+    "cycle_tiers",
     "RETRIEVAL_GAIN_STD",
     "FusionResult",
     "RadianceScene",

@@ -14,8 +14,8 @@ in the unconstrained space of the model's ``param_spec``.
   :func:`reduced_chi2`;
 * posterior checks: :func:`inference_diagnostics` (:func:`convergence_check`,
   :func:`contraction_check` / :func:`posterior_contraction`, :func:`fit_check`);
-* validation: :func:`run_sbc`, :func:`compare_to_oracle` and the re-exported
-  :mod:`plumax_core.gates`.
+* validation: :func:`run_sbc` (over a core :class:`plumax_core.SimulationBank`),
+  :func:`compare_to_oracle` and the re-exported :mod:`plumax_core.gates`.
 """
 
 import importlib.metadata

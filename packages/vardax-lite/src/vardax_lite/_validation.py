@@ -4,8 +4,10 @@ The gate *statistics* live in :mod:`plumax_core.gates` (re-exported here); these
 run inference to produce their inputs.
 
 * :func:`run_sbc` — simulation-based calibration (Talts et al. 2018, arXiv:1804.06788,
-  Algorithm 1): draw ``z ~ prior``, simulate data, run the analysis, rank ``z`` among
-  ``L`` posterior draws; the ranks are uniform iff the posterior is calibrated.
+  Algorithm 1) over a :class:`plumax_core.SimulationBank` simulated from the prior
+  (``plumax_core.simulate_bank``: ``z ~ prior``, data ``y ~ noise(h(z))``): run the
+  analysis on each simulated observation and rank ``z`` among ``L`` posterior draws;
+  the ranks are uniform iff the posterior is calibrated.
 * :func:`compare_to_oracle` — :func:`plumax_core.gates.posterior_agreement` of a
   candidate analysis against the oracle over a set of cases, as a table.
 """
@@ -18,9 +20,9 @@ from typing import Any
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import PRNGKeyArray
 
-from plumax_core import AbstractPrior, Posterior
+from plumax_core import AbstractForwardModel, AbstractPrior, Posterior, SimulationBank
 from plumax_core.gates import (
     GateResult,
     posterior_agreement,
@@ -49,15 +51,18 @@ class SBCResult:
         gate: the :func:`plumax_core.gates.sbc_uniformity` :class:`GateResult`.
         histogram: ``{"bin_edges": (n_bins + 1,), "counts": D lists}`` for plotting.
         strata: ``(n,)`` labels or None.
-        theta_true: ``(n, D)`` true unconstrained parameters.
+        theta_true: ``(n, D)`` true unconstrained parameters (the bank's ``theta``).
+        bank_hash: content hash of the bank the truths came from
+            (`plumax_core.SimulationBank.content_hash`), or "" when it cannot be hashed.
     """
 
-    def __init__(self, ranks, gate: GateResult, histogram, strata, theta_true):
+    def __init__(self, ranks, gate: GateResult, histogram, strata, theta_true, bank_hash=""):
         self.ranks = ranks
         self.gate = gate
         self.histogram = histogram
         self.strata = strata
         self.theta_true = theta_true
+        self.bank_hash = bank_hash
 
     @property
     def passed(self) -> bool:
@@ -69,58 +74,97 @@ class SBCResult:
             "gate": self.gate.to_dict(),
             "histogram": self.histogram,
             "strata": None if self.strata is None else np.asarray(self.strata).tolist(),
+            "bank_hash": self.bank_hash or None,
         }
 
 
 def run_sbc(
-    simulator: Callable[[Array, PRNGKeyArray], Problem],
-    prior: AbstractPrior,
     analysis: Any,
-    n: int,
-    key: PRNGKeyArray,
+    bank: SimulationBank,
     *,
+    forward: AbstractForwardModel,
+    prior: AbstractPrior,
+    key: PRNGKeyArray,
     n_draws: int = 99,
     strata: Callable[[Problem], int] | None = None,
     n_bins: int | None = None,
     alpha: float = 0.01,
+    likelihood: str = "gaussian",
+    df: float = 4.0,
 ) -> SBCResult:
     """Simulation-based calibration of ``analysis`` (Talts et al. 2018).
 
+    Each simulation ``i`` of ``bank`` is turned into ``Problem(forward,
+    bank.met_at(i), bank.observation(i), prior)`` (the observation errors are the
+    bank's noise model's, see `plumax_core.SimulationBank.observation`); the analysis
+    runs on it and the bank's truth ``theta[i]`` is ranked among ``n_draws`` posterior
+    draws.
+
     Args:
-        simulator: ``(z_true (D,), key) -> Problem`` with data simulated at the
-            unconstrained parameters ``z_true``.
-        prior: the prior ``z_true`` is drawn from (it must be the one the analysis uses
-            for the test to be meaningful).
         analysis: an :class:`AbstractAnalysis` or ``(problem, key) -> Posterior``.
-        n: number of simulations (>= 20 for the default binning).
-        key: PRNG key.
+        bank: simulations from ``prior`` (``plumax_core.simulate_bank(..., noise=...)``
+            without a proposal), one met per draw; at least 2.
+        forward: the forward model the analysis inverts (the bank's simulator, or a
+            substitute for it such as an emulator).
+        prior: the prior the bank was drawn from; the analysis uses it too (the test is
+            meaningful only when both are the same).
+        key: PRNG key (analyses and rank ties).
         n_draws: ``L`` posterior draws per simulation (``Posterior.sample``).
         strata: optional ``problem -> int`` regime label (from data/met only, never
             from the truth).
         n_bins, alpha: passed to :func:`plumax_core.gates.sbc_uniformity`.
+        likelihood, df: passed to :class:`Problem`.
+
+    Raises:
+        TypeError: wrong argument types.
+        ValueError: a weighted bank (simulated from a proposal), repeated observations,
+            a prior on another layout, or too few simulations.
     """
-    if not (isinstance(n, int) and n >= 2):
-        raise ValueError(f"`n` must be an int >= 2, got {n!r}")
+    if not isinstance(bank, SimulationBank):
+        raise TypeError(f"`bank` must be a plumax_core.SimulationBank, got {type(bank).__name__}")
+    if not isinstance(prior, AbstractPrior):
+        raise TypeError(f"`prior` must be an AbstractPrior, got {type(prior).__name__}")
+    if prior.param_spec != bank.param_spec:
+        raise ValueError("`prior.param_spec` differs from `bank.param_spec`")
+    if bank.weighted:
+        raise ValueError(
+            "`bank` was simulated from a proposal (it carries importance weights); SBC "
+            "needs truths drawn from the prior: simulate it without `proposal`"
+        )
+    if bank.repeats is not None:
+        raise ValueError("`bank` holds repeated observations; SBC needs one met per draw")
+    if bank.n < 2:
+        raise ValueError(f"`bank` must hold at least 2 simulations, got {bank.n}")
     if not (isinstance(n_draws, int) and n_draws >= 1):
         raise ValueError(f"`n_draws` must be a positive int, got {n_draws!r}")
-    spec = prior.param_spec
-    k_prior, k_loop, k_rank = jr.split(key, 3)
-    theta = spec.to_unconstrained(prior.sample(k_prior, n))
+    k_loop, k_rank = jr.split(key)
     draws, labels = [], []
-    for i, k in enumerate(jr.split(k_loop, n)):
-        k_sim, k_ana, k_draw = jr.split(k, 3)
-        problem = simulator(theta[i], k_sim)
+    for i, k in enumerate(jr.split(k_loop, bank.n)):
+        k_ana, k_draw = jr.split(k)
+        problem = Problem(
+            forward,
+            bank.met_at(i),
+            bank.observation(i),
+            prior,
+            likelihood=likelihood,
+            df=df,
+        )
         post = _run(analysis, problem, k_ana)
         draws.append(post.sample(k_draw, n_draws))
         if strata is not None:
             labels.append(int(strata(problem)))
+    theta = bank.theta
     ranks = sbc_ranks(theta, jnp.stack(draws), key=k_rank)
     s = None if strata is None else np.asarray(labels)
     gate = sbc_uniformity(ranks, n_draws, n_bins=n_bins, alpha=alpha, strata=s)
     b = gate.details["n_bins"]
     edges = np.ceil(np.arange(b + 1) * (n_draws + 1) / b).tolist()
     hist = {"bin_edges": edges, "counts": gate.details["counts"]}
-    return SBCResult(ranks, gate, hist, s, theta)
+    try:
+        bank_hash = bank.content_hash()
+    except TypeError:
+        bank_hash = ""
+    return SBCResult(ranks, gate, hist, s, theta, bank_hash)
 
 
 class ComparisonTable:

@@ -1,11 +1,13 @@
-"""Noise models: how simulated (noise-free) observations are turned into training data.
+"""Noise models: how simulated (noise-free) observations become data.
 
-NPE learns ``p(theta | y)`` only for the observation process it was trained on, so the
-noise model is part of the estimator's definition: it must match how real observations
-are corrupted. A noise model takes the clean values of one simulation (with the forward
-model's own ``sigma`` and ``mask`` when it reports them) and returns noisy values and a
-validity mask. Masked elements may hold anything, NaN included: every consumer fills
-them before use.
+A simulation bank (:func:`plumax_core.simulate_bank`) turns each clean simulation into
+an observation with a noise model; an estimator trained on the bank learns the
+posterior only for the observation process it was trained on, so the noise model is
+part of the bank's identity and must match how real observations are corrupted. A
+noise model takes the clean values of one simulation (with the forward model's own
+``sigma`` and ``mask`` when it reports them) and returns noisy values and a validity
+mask. Masked elements may hold anything, NaN included: every consumer fills them
+before use.
 """
 
 import abc
@@ -24,7 +26,9 @@ class AbstractNoiseModel(eqx.Module):
     * ``__call__(values, sigma, mask, *, key)`` is pure and traceable (it is vmapped
       over simulations); the same key gives the same result;
     * it returns ``(noisy, valid)`` with the shape of ``values``; ``valid`` is a subset of
-      the incoming ``mask`` (a noise model may hide elements, never reveal them).
+      the incoming ``mask`` (a noise model may hide elements, never reveal them);
+    * ``std(sigma)`` is the 1-sigma of the noise it adds (broadcastable to one
+      observation), given the forward model's own ``sigma``; None when it does not say.
     """
 
     @abc.abstractmethod
@@ -37,6 +41,15 @@ class AbstractNoiseModel(eqx.Module):
         key: PRNGKeyArray,
     ) -> tuple[Float[Array, "*S"], Bool[Array, "*S"]]:
         """Noisy values and validity mask for one simulation."""
+
+    def std(self, sigma: Float[Array, "*S"] | None) -> Float[Array, "..."] | None:
+        """The 1-sigma of the added noise (same units as the values), or None.
+
+        Args:
+            sigma: the forward model's own per-element 1-sigma, or None.
+        """
+        del sigma
+        return None
 
 
 class GaussianNoise(AbstractNoiseModel):
@@ -60,6 +73,9 @@ class GaussianNoise(AbstractNoiseModel):
         eps = jr.normal(key, values.shape, values.dtype)
         return values + self.scale.astype(values.dtype) * eps, mask
 
+    def std(self, sigma):
+        return self.scale
+
 
 class ObservationNoise(AbstractNoiseModel):
     """Additive Gaussian noise with the per-element ``sigma`` the forward model reports.
@@ -76,6 +92,9 @@ class ObservationNoise(AbstractNoiseModel):
             )
         eps = jr.normal(key, values.shape, values.dtype)
         return values + sigma * eps, mask
+
+    def std(self, sigma):
+        return sigma
 
 
 class RandomMask(AbstractNoiseModel):
@@ -106,3 +125,6 @@ class RandomMask(AbstractNoiseModel):
         hidden = jr.uniform(k_mask, values.shape, values.dtype) < frac
         valid = valid & ~hidden
         return jnp.where(valid, noisy, jnp.nan), valid
+
+    def std(self, sigma):
+        return self.base.std(sigma)
