@@ -12,6 +12,7 @@ import math
 import jax.numpy as jnp
 
 from plumax_core import GaussianPrior, MetField, PinnedForwardModel, pin
+from plumax_transport import ColumnImage, GaussianPlume
 
 from ._cycle_base import CycleTier
 from ._cycle_budget import CycleBudget
@@ -35,7 +36,6 @@ def gaussian_tier(pixels: int = 16) -> tuple[PinnedForwardModel, MetField, Gauss
     sd 20). The plume is built with ``strict=False`` and ``check_upwind=False`` so that
     a NUTS proposal outside the support gives NaN (rejected) instead of aborting.
     """
-    from plumax_transport import ColumnImage, GaussianPlume
 
     geo = ColumnImage(jnp.linspace(200.0, 1600.0, pixels), jnp.linspace(-300.0, 300.0, pixels))
     model = pin(GaussianPlume(geo, check_upwind=False, strict=False), H=RELEASE_HEIGHT_M)

@@ -14,6 +14,8 @@ from typing import Any
 import jax.random as jr
 import numpy as np
 
+import plumax_amortize as pa
+import plumax_emulate as pe
 from plumax_core import (
     ArtifactLineage,
     CycleStageBenchmark,
@@ -76,8 +78,6 @@ class EmulatorStage(AbstractCycleStage):
         return f"PCA+MLP emulator on {ctx.budget.n_emulator_train} simulations"
 
     def run(self, ctx: CycleContext) -> dict[str, Any]:
-        import plumax_emulate as pe
-
         b = ctx.budget
         model, met, prior = ctx["model"], ctx["met"], ctx["prior"]
         train = simulate_bank(model, prior, met, b.n_emulator_train, key=ctx.keys["emulator_data"])
@@ -214,8 +214,6 @@ class AmortizedStage(AbstractCycleStage):
         return f"conditional flow on {ctx.budget.n_npe_train} simulations"
 
     def run(self, ctx: CycleContext) -> dict[str, Any]:
-        import plumax_amortize as pa
-
         b = ctx.budget
         model, met, prior = ctx["model"], ctx["met"], ctx["prior"]
         noise = pa.GaussianNoise(ctx.tier.noise_sigma)

@@ -19,6 +19,8 @@ from typing import Any
 import jax.random as jr
 import numpy as np
 
+import plumax_amortize as pa
+import vardax_lite as vx
 from plumax_core import (
     ArtifactLineage,
     CycleStageBenchmark,
@@ -93,7 +95,6 @@ class _Inference:
 
     def posteriors(self, ctx: CycleContext, forward: Any, cases: Any) -> list[Posterior]:
         """Posterior of each case; the same keys for every forward model."""
-        import vardax_lite as vx
 
         out = []
         for i in range(cases.n):
@@ -178,9 +179,6 @@ class OracleStage(AbstractCycleStage):
         return f"{ctx.budget.oracle} oracle posteriors on {ctx.budget.n_cases} held-out cases"
 
     def run(self, ctx: CycleContext) -> dict[str, Any]:
-        import plumax_amortize as pa
-        import vardax_lite as vx
-
         b = ctx.budget
         model, met, prior = ctx["model"], ctx["met"], ctx["prior"]
         if b.oracle == "nuts":

@@ -32,10 +32,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax.random as jr
 import numpy as np
+from matplotlib.figure import Figure
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from scipy import stats
 
-from plumax_core import units
+from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole, pin, units
 
+from . import pipelines as pl
+from ._outputs import StagedFolder, atomic_write, write_json
 from ._scene import met_attrs
 
 __all__ = ["DEMO_TRUTH", "run_demo"]
@@ -55,8 +61,6 @@ def _png(fig) -> str:
 
 
 def _scene_figure(sc, ret) -> str:
-    from matplotlib.figure import Figure
-
     col = np.asarray(sc.column.values)
     x, y = np.asarray(sc.column.coords["x"]), np.asarray(sc.column.coords["y"])
     fig = Figure(figsize=(11, 8))
@@ -82,9 +86,6 @@ def _scene_figure(sc, ret) -> str:
 
 
 def _marginals_figure(laplace, nuts, truth: dict[str, float]) -> str:
-    from matplotlib.figure import Figure
-    from scipy import stats
-
     spec = nuts.posterior.param_spec
     draws = spec.from_unconstrained(nuts.posterior.flat_samples())
     fig = Figure(figsize=(10, 3.2))
@@ -126,8 +127,6 @@ def _flux_row(name: str, f: dict[str, Any] | None, truth: float) -> str:
 
 
 def _report(path: Path, sc, ret, laplace, nuts, qsum, truth, timings, seed, fast) -> None:
-    from ._outputs import atomic_write
-
     rows = ["<tr><th colspan=6>Q, kg/h</th></tr>"]
     for label, key in (("MAP + Laplace", "laplace"), ("NUTS", "nuts")):
         rows.append(_row(f"{label} (with retrieval gain)", qsum[key]["Q"], truth["Q"]))
@@ -194,7 +193,6 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
         plumax._outputs.OutputFolderError: ``out`` holds anything but a previous run's
             outputs (a user's files, an edited output), or is a file or a link.
     """
-    from ._outputs import StagedFolder, write_json
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -208,13 +206,6 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
 def _run_demo(out: Path, final: Path, *, seed: int, fast: bool, console) -> dict:
     """Write every output but ``summary.json`` into ``out`` (the staging folder); paths
     in the result name the ``final`` folder."""
-    import jax.random as jr
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole, pin
-
-    from . import pipelines as pl
-    from ._outputs import atomic_write, write_json
 
     pixels = 24 if fast else 32
     nuts_budget = (200, 200) if fast else (400, 400)

@@ -28,12 +28,14 @@ from typing import Any
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import xarray as xr
 from jaxtyping import PRNGKeyArray
 
 import plumax_rtm as pr
 from plumax_core import MetField, Observations, compose, units
 from plumax_core.validation import check_coordinate, check_wind_speed
 from plumax_rtm import RETRIEVAL_GAIN_STD
+from plumax_transport import ColumnImage
 
 from ._scene import (
     default_geometry,
@@ -112,7 +114,6 @@ class RadianceScene:
 
     def _column_dataset(self):
         """The column-scene dataset of the truth (or of zeros when it is unknown)."""
-        from plumax_transport import ColumnImage
 
         x, y = self.radiance.coords["x"], self.radiance.coords["y"]
         col = self.column
@@ -141,7 +142,6 @@ class RadianceScene:
     def to_dataset(self):
         """CF ``xarray.Dataset``: ``radiance``, ``radiance_sigma`` on (y, x, band),
         ``true_column`` and ``albedo`` on (y, x), plus the column scene's attributes."""
-        import xarray as xr
 
         c = self._column_dataset()
         values = np.asarray(self.radiance.values)
@@ -214,7 +214,6 @@ def simulate_radiance(
         ValueError: ``q_kgh <= 0``, a wind speed outside core's rule, ``snr <= 0``, a
             geometry that is not a ``ColumnImage`` or a ``supersample`` below 1.
     """
-    from plumax_transport import ColumnImage
 
     if not (math.isfinite(q_kgh) and q_kgh > 0):
         raise ValueError(f"`q_kgh` (emission rate) must be > 0 kg/h, got {q_kgh}")
@@ -292,7 +291,6 @@ class Retrieval:
         """The retrieved map as a column scene (``values``, per-pixel ``sigma``,
         ``mask``) with the overpass's met, source height and truth: what
         ``plumax invert`` reads."""
-        from plumax_transport import ColumnImage
 
         sc = self.scene
         extra: dict[str, Any] = {"retrieval_residual_scale": float(self.result.residual_scale)}
@@ -410,7 +408,6 @@ def read_radiance_scene(ds) -> RadianceScene:
             or implausible radiance, uneven pixels, an unknown instrument or band centres
             that do not match it, naming what was expected.
     """
-    from plumax_transport import ColumnImage
 
     if "radiance" not in ds.data_vars:
         raise ValueError("radiance scene has no variable 'radiance'")

@@ -27,7 +27,9 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+import plumax_pod as pp
 from plumax_core import units
+from plumax_pod import summarise_samples
 
 __all__ = ["PopulationResult", "population"]
 
@@ -56,8 +58,6 @@ def _iso(t: float) -> str:
 
 
 def _interval(draws: np.ndarray, level: float, scale: float = 1.0) -> dict[str, float]:
-    from plumax_pod import summarise_samples
-
     s = summarise_samples(np.asarray(draws, np.float64) * scale, level)
     return {"median": s["median"], "lo": s["lower"], "hi": s["upper"]}
 
@@ -162,7 +162,6 @@ def population(
             detections outside the window, unstated coverage with ``pool=False``, or
             too few events to fit.
     """
-    import plumax_pod as pp
 
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")

@@ -28,6 +28,7 @@ import numpy as np
 
 from plumax_core import STABILITY_CLASSES, MetField, Observations, pin
 from plumax_core.validation import check_wind_speed
+from plumax_transport import ColumnImage, GaussianPlume, PixelAveraged, PointReceptors
 
 # the output writers live in `_outputs` (standard library only); re-exported here
 from ._outputs import atomic_write as atomic_write, write_json as write_json
@@ -79,7 +80,6 @@ def _letter(index: int) -> str:
 def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
     """A square ``n x n`` column image (ppm m) from ``-upwind`` to ``extent - upwind`` in
     x and ``±extent/2`` in y (m): a point source at the origin with a westerly wind."""
-    from plumax_transport import ColumnImage
 
     return ColumnImage(
         np.linspace(-upwind, extent - upwind, n), np.linspace(-extent / 2, extent / 2, n)
@@ -94,7 +94,6 @@ def pixel_averaged_plume(geometry, supersample: int = 4, *, terrain: str = "rura
     The plume is built with ``check_upwind=False`` and ``strict=False``, so that under
     tracing (NUTS) a proposal outside the support gives NaN observations, which the
     sampler rejects, instead of aborting; eager calls still raise on bad parameters."""
-    from plumax_transport import GaussianPlume, PixelAveraged
 
     plume = GaussianPlume(geometry, terrain=terrain, check_upwind=False, strict=False)
     return PixelAveraged(plume, int(supersample))
@@ -123,7 +122,6 @@ def scene_dataset(
     extra_attrs: dict[str, Any] | None = None,
 ):
     """The CF ``xarray.Dataset`` of a scene (see the module docstring for the schema)."""
-    from plumax_transport import ColumnImage, PointReceptors
 
     ds = obs.to_xarray()
     if isinstance(geometry, ColumnImage):
@@ -164,7 +162,6 @@ def read_scene(ds) -> Scene:
         ValueError: a missing variable or attribute, wrong units, an unknown geometry,
             observations without ``sigma``, or a non-physical met value.
     """
-    from plumax_transport import ColumnImage, GaussianPlume, PointReceptors
 
     for name in ("values", "sigma"):
         if name not in ds.data_vars:

@@ -37,6 +37,8 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+import plumax_rtm as pr
+import vardax_lite as vx
 from plumax_core import (
     AbstractForwardModel,
     AbstractPrior,
@@ -52,6 +54,7 @@ from plumax_core import (
     units,
 )
 from plumax_core.validation import check_wind_speed
+from plumax_transport import GaussianPlume
 
 from ._cycle import CycleRun, run_cycle
 from ._cycle_base import CYCLE_KEYS, AbstractCycleStage, CycleContext, CycleTier
@@ -160,7 +163,6 @@ def simulate(
         ValueError: non-physical input (negative or too-slow wind, unknown stability,
             ``q_kgh <= 0``, ``noise <= 0``), each naming the argument.
     """
-    from plumax_transport import GaussianPlume
 
     if not (math.isfinite(q_kgh) and q_kgh > 0):
         raise ValueError(f"`q_kgh` (emission rate) must be > 0 kg/h, got {q_kgh}")
@@ -329,7 +331,6 @@ def check_inputs(observations: Observations, met: MetField, *, from_scene: bool 
         ValueError: naming the variable (``met_wind_speed`` / ``values`` of a scene
             file, else ``met.wind_speed`` / ``observations.values``).
     """
-    import plumax_rtm as pr
 
     check_wind_speed("met_wind_speed" if from_scene else "met.wind_speed", met.wind_speed)
     has_sigma = observations.sigma is not None or observations.noise is not None
@@ -385,7 +386,6 @@ def invert(
         ValueError: an unknown ``method`` or an input that fails :func:`check_inputs`
             (a wind speed outside 0.5-120 m/s, impossible observed values), naming it.
     """
-    import vardax_lite as vx
 
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
