@@ -1,4 +1,4 @@
-"""The dependency rule (DESIGN.md section 2), enforced by reading the source.
+"""The dependency rule (``docs/architecture.md``), enforced by reading the source.
 
 * Each of the seven libraries imports only its own module, ``plumax_core`` and
   third-party packages; ``plumax_core`` imports no plumax library at all. Only the
@@ -31,7 +31,7 @@ PACKAGES_DIR = ROOT / "packages"
 CORE = "plumax_core"
 META = "plumax"
 
-# distribution name -> import name; the workspace as DESIGN.md section 2 lays it out.
+# distribution name -> import name; the workspace as docs/architecture.md lays it out.
 EXPECTED_PACKAGES = {
     "plumax-core": "plumax_core",
     "plumax-transport": "plumax_transport",
@@ -188,7 +188,7 @@ def test_workspace_has_the_eight_packages():
 
 def test_no_library_imports_a_sibling():
     violations = find_import_violations(PACKAGES_DIR)
-    assert not violations, "dependency rule broken (DESIGN.md section 2):\n" + "\n".join(
+    assert not violations, "dependency rule broken (docs/architecture.md):\n" + "\n".join(
         map(str, violations)
     )
 

@@ -1,6 +1,6 @@
 """Each library installs and imports alone, with only plumax-core beside it.
 
-DESIGN.md section 2 promises that ``pip install plumax-transport`` works with nothing
+docs/architecture.md promises that ``pip install plumax-transport`` works with nothing
 from the workspace but plumax-core. This test keeps that promise honest the way a
 user would meet it: it builds every package's wheel and sdist without workspace
 sources (``uv build --no-sources``), then, for each of the seven libraries, creates a

@@ -1,6 +1,6 @@
 """The meta-package ``plumax`` orchestrates; the libraries own the science.
 
-DESIGN.md section 2 (and ``docs/architecture.md``): plumax "implements no physics and no
+``docs/architecture.md`` (the package rules): plumax "implements no physics and no
 statistics: every number it prints comes from a documented, tested library function".
 This test reads plumax's source with ``ast`` and enforces the part of that rule that a
 machine can check:

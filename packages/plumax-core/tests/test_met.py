@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from plumax_core import MetField, stability_index
+from plumax_core import MET_ATTR_UNITS, MetField, stability_index
 
 
 def test_meteorological_direction_convention():
@@ -171,3 +171,88 @@ def test_from_timeseries_default_pblh_and_traced_time():
     # at() under jit with the whole MetField traced (time included)
     f = jax.jit(lambda met, t: met.at(t).wind_speed.sum())
     assert float(f(m, 30.0)) == pytest.approx(2.5, rel=1e-6)
+
+
+# --------------------------------------------------------------------- to_attrs / from_attrs
+@settings(max_examples=30, deadline=None)
+@given(
+    speed=st.floats(0.5, 120.0),
+    direction=st.floats(0.0, 359.9),
+    cls=st.sampled_from("ABCDEF"),
+    pblh=st.floats(50.0, 4000.0),
+    temperature=st.floats(220.0, 320.0),
+    pressure=st.floats(50000.0, 105000.0),
+)
+def test_attrs_round_trip(speed, direction, cls, pblh, temperature, pressure):
+    with jax.enable_x64(True):  # a fixture does not reset between examples
+        met = MetField.uniform(
+            speed, direction, stability=cls, pblh=pblh, temperature=temperature, pressure=pressure
+        )
+        attrs = met.to_attrs()
+        assert set(attrs) == {f"met_{k}" for k in MET_ATTR_UNITS}
+        assert attrs["met_stability_class"] == cls
+        assert attrs["met_wind_speed"] == pytest.approx(speed, rel=1e-11)  # 12 digits
+        # strings, as some NetCDF writers store attributes, read too
+        back = MetField.from_attrs({k: str(v) for k, v in attrs.items()}, source="file")
+        assert back.source == "file"
+        again = back.to_attrs()
+        for k, v in attrs.items():
+            got = again[k]
+            if k == "met_stability_class":
+                assert got == v
+            elif k == "met_wind_direction":
+                assert (got - v + 180.0) % 360.0 - 180.0 == pytest.approx(0.0, abs=1e-9)
+            else:
+                assert got == pytest.approx(v, rel=1e-12)
+
+
+def test_attrs_with_a_prefix_and_the_units_table():
+    met = MetField.uniform(3.0, 250.0, stability="D", pblh=700.0)
+    attrs = met.to_attrs(prefix="wrf_")
+    assert sorted(attrs) == sorted(f"wrf_{k}" for k in MET_ATTR_UNITS)
+    assert MET_ATTR_UNITS["wind_speed"] == "m s-1" and MET_ATTR_UNITS["pressure"] == "Pa"
+    back = MetField.from_attrs(attrs, "wrf_").to_attrs("wrf_")
+    assert back.pop("wrf_stability_class") == attrs.pop("wrf_stability_class") == "D"
+    assert back == pytest.approx(attrs, rel=1e-6)
+    with pytest.raises(ValueError, match="missing met attribute"):
+        MetField.from_attrs(attrs)  # the default prefix met_ is not there
+
+
+def test_to_attrs_refuses_a_met_that_varies_or_has_no_class():
+    varying = MetField.from_timeseries([0.0, 60.0], [3.0, 4.0], [270.0, 270.0], stability="C")
+    with pytest.raises(ValueError, match="steady uniform met; wind_speed takes 2 values"):
+        varying.to_attrs()
+    with pytest.raises(ValueError, match="stability class"):
+        MetField(3.0, 0.0).to_attrs()
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"met_pblh": None}, r"missing met attribute\(s\) \['met_pblh'\]"),
+        ({"met_temperature": "warm"}, "attribute met_temperature must be a number"),
+        ({"met_pressure": float("nan")}, "met_pressure"),
+        ({"met_wind_speed": 0.1}, "met_wind_speed"),
+        ({"met_wind_speed": 500.0}, "met_wind_speed"),
+        ({"met_stability_class": "G"}, "met_stability_class must be one of"),
+    ],
+)
+def test_from_attrs_names_the_bad_attribute(change, needle):
+    attrs = MetField.uniform(4.0, 270.0, stability="C", pblh=800.0).to_attrs()
+    for k, v in change.items():
+        if v is None:
+            del attrs[k]
+        else:
+            attrs[k] = v
+    with pytest.raises(ValueError, match=needle):
+        MetField.from_attrs(attrs)
+
+
+def test_a_met_at_the_minimum_wind_speed_reads_back(x64):
+    # hypot(u, v) of a 0.5 m/s wind is 0.49999999999999994 for some directions: the
+    # attribute must still pass the wind-speed rule when read (found by hypothesis)
+    for direction in (14.0, 33.0, 250.0):
+        met = MetField.uniform(0.5, direction, stability="F")
+        attrs = met.to_attrs()
+        assert attrs["met_wind_speed"] == 0.5
+        assert float(MetField.from_attrs(attrs).wind_speed) == pytest.approx(0.5)

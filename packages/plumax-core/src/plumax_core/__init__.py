@@ -60,6 +60,7 @@ from ._importance import (
     kish_effective_sample_size as kish_effective_sample_size,
 )
 from ._met import (
+    MET_ATTR_UNITS as MET_ATTR_UNITS,
     STABILITY_CLASSES as STABILITY_CLASSES,
     MetField as MetField,
     stability_index as stability_index,
@@ -148,6 +149,7 @@ __all__ = [
     "linalg",
     "LineageNode",
     "make_provenance",
+    "MET_ATTR_UNITS",
     "MetField",
     "MetricChange",
     "MetricResult",

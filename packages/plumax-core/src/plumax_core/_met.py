@@ -53,6 +53,17 @@ _FIELD_ATTRS: dict[str, tuple[str, str, str | None]] = {
 _DIMS = ("time", "z", "y", "x")
 
 
+#: Units of the attributes written by :meth:`MetField.to_attrs` (CF/UDUNITS spelling).
+MET_ATTR_UNITS: dict[str, str] = {
+    "wind_speed": "m s-1",
+    "wind_direction": "degree",
+    "stability_class": "1",
+    "pblh": "m",
+    "temperature": "K",
+    "pressure": "Pa",
+}
+
+
 def stability_index(stability: int | str | Any) -> int | Int[Array, ""]:
     """Pasquill class as an index 0-5; accepts ``0..5`` or ``"A".."F"`` (any case).
 
@@ -440,6 +451,98 @@ class MetField(eqx.Module):
                 )
         return xr.Dataset(
             data_vars, coords=coords, attrs={"Conventions": "CF-1.8", "source": self.source}
+        )
+
+    def to_attrs(self, prefix: str = "met_") -> dict[str, float | str]:
+        """A steady, spatially uniform met as flat attributes (e.g. NetCDF globals).
+
+        The inverse of :meth:`from_attrs`: ``{prefix}wind_speed`` (m s-1),
+        ``{prefix}wind_direction`` (degree, the direction the wind blows from),
+        ``{prefix}stability_class`` (A-F), ``{prefix}pblh`` (m), ``{prefix}temperature``
+        (K) and ``{prefix}pressure`` (Pa); the units are :data:`MET_ATTR_UNITS`. A file
+        that holds one scene under one met (a column image, a radiance overpass) carries
+        its met this way; a met that varies in time or space is a dataset
+        (:meth:`to_xarray`).
+
+        Raises:
+            ValueError: the met varies (a field with more than one distinct value) or
+                has no stability class.
+        """
+        if self.stability_class is None:
+            raise ValueError("to_attrs needs a met with a stability class (A-F)")
+        out: dict[str, float | str] = {}
+        values = {
+            "wind_speed": self.wind_speed,
+            "wind_direction": self.wind_direction,
+            "stability_class": self.stability_class,
+            "pblh": self.pblh,
+            "temperature": self.temperature,
+            "pressure": self.pressure,
+        }
+        for name, val in values.items():
+            arr = np.unique(np.asarray(val))
+            if arr.size != 1:
+                raise ValueError(
+                    f"to_attrs needs a steady uniform met; {name} takes {arr.size} values"
+                )
+            v = arr.item()
+            if name == "stability_class":
+                v = STABILITY_CLASSES[int(v)]
+            elif name in ("wind_speed", "wind_direction"):
+                # speed and direction come back from (u, v) with a rounding error of an
+                # ulp: 0.5 m/s would be written as 0.49999999999999994 and refused by
+                # the wind-speed rule on reading. 12 significant digits drop that error.
+                v = float(f"{v:.12g}")
+            out[prefix + name] = v
+        return out
+
+    @classmethod
+    def from_attrs(
+        cls, attrs: Any, prefix: str = "met_", *, source: str = "attributes"
+    ) -> MetField:
+        """The steady uniform met written by :meth:`to_attrs`.
+
+        ``attrs`` is any mapping (``xarray.Dataset.attrs``); values may be numbers or
+        numeric strings. The wind speed follows the one wind-speed rule
+        (:func:`plumax_core.validation.check_wind_speed`).
+
+        Raises:
+            ValueError: a missing attribute (all are named), a value that is not a number,
+                a wind speed outside the rule or an unknown stability class, naming the
+                attribute.
+        """
+        names = [prefix + k for k in MET_ATTR_UNITS]
+        missing = [k for k in names if k not in attrs]
+        if missing:
+            raise ValueError(f"missing met attribute(s) {missing}")
+
+        def number(key: str) -> float:
+            try:
+                value = float(attrs[key])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"attribute {key} must be a number ({MET_ATTR_UNITS[key[len(prefix) :]]}), "
+                    f"got {attrs[key]!r}"
+                ) from None
+            check_finite(key, value)
+            return value
+
+        speed = number(prefix + "wind_speed")
+        check_wind_speed(prefix + "wind_speed", speed)
+        stability = attrs[prefix + "stability_class"]
+        if str(stability) not in STABILITY_CLASSES:
+            raise ValueError(
+                f"attribute {prefix}stability_class must be one of {STABILITY_CLASSES}, "
+                f"got {stability!r}"
+            )
+        return cls.uniform(
+            speed,
+            number(prefix + "wind_direction"),
+            stability=str(stability),
+            pblh=number(prefix + "pblh"),
+            temperature=number(prefix + "temperature"),
+            pressure=number(prefix + "pressure"),
+            source=source,
         )
 
     @classmethod

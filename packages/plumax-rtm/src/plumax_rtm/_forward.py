@@ -29,8 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+# the column conversions (STP ppm·m) are core's, re-exported by plumax_rtm
+from plumax_core.units import (
+    mol_m2_to_ppm_m as mol_m2_to_ppm_m,
+    ppm_m_to_mol_m2 as ppm_m_to_mol_m2,
+)
+
 from ._absorption import (
-    MOL_M2_PER_PPM_M,
     MOLEC_CM2_PER_PPM_M,
     AbstractAbsorption,
     EffectiveAbsorption,
@@ -232,13 +237,3 @@ class BeerLambertRTM(eqx.Module):
 
     def default_coeffs(self, albedo: float = 1.0) -> Float[Array, " k"]:
         return jnp.zeros(self.n_poly, self.wavelength.dtype).at[0].set(albedo)
-
-
-def ppm_m_to_mol_m2(x):
-    """ppm·m → mol m⁻² (STP column convention)."""
-    return x * MOL_M2_PER_PPM_M
-
-
-def mol_m2_to_ppm_m(x):
-    """mol m⁻² → ppm·m (STP column convention)."""
-    return x / MOL_M2_PER_PPM_M

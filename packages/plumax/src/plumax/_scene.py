@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from plumax_core import STABILITY_CLASSES, MetField, Observations, pin
-from plumax_core.validation import check_wind_speed
+from plumax_core import MET_ATTR_UNITS, MetField, Observations, pin
 from plumax_transport import ColumnImage, GaussianPlume, PixelAveraged, PointReceptors
 
 # the output writers live in `_outputs` (standard library only); re-exported here
@@ -45,14 +44,8 @@ __all__ = [
 ]
 
 
-MET_ATTRS: dict[str, str] = {
-    "met_wind_speed": "m s-1",
-    "met_wind_direction": "degree",
-    "met_stability_class": "1",
-    "met_pblh": "m",
-    "met_temperature": "K",
-    "met_pressure": "Pa",
-}
+# the met_* attributes and their units are core's (`MetField.to_attrs` / `from_attrs`)
+MET_ATTRS: dict[str, str] = {f"met_{k}": v for k, v in MET_ATTR_UNITS.items()}
 GEOMETRIES = ("column_image", "point_receptors")
 
 
@@ -71,10 +64,6 @@ class Scene:
     met: MetField
     model: Any
     truth: dict[str, float] | None
-
-
-def _letter(index: int) -> str:
-    return STABILITY_CLASSES[int(index)]
 
 
 def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
@@ -100,15 +89,8 @@ def pixel_averaged_plume(geometry, supersample: int = 4, *, terrain: str = "rura
 
 
 def met_attrs(met: MetField) -> dict[str, Any]:
-    """The ``met_*`` global attributes of a steady uniform met (units in ``MET_ATTRS``)."""
-    return {
-        "met_wind_speed": float(np.asarray(met.wind_speed).ravel()[0]),
-        "met_wind_direction": float(np.asarray(met.wind_direction).ravel()[0]),
-        "met_stability_class": _letter(np.asarray(met.stability_class).ravel()[0]),
-        "met_pblh": float(np.asarray(met.pblh).ravel()[0]),
-        "met_temperature": float(np.asarray(met.temperature).ravel()[0]),
-        "met_pressure": float(np.asarray(met.pressure).ravel()[0]),
-    }
+    """The ``met_*`` global attributes of a steady uniform met: ``met.to_attrs()``."""
+    return met.to_attrs(prefix="met_")
 
 
 def scene_dataset(
@@ -228,33 +210,15 @@ def read_scene(ds) -> Scene:
 
 
 def read_met(attrs) -> MetField:
-    """The steady uniform met of a scene's global attributes (``met_*``, see above).
+    """The steady uniform met of a scene's global attributes (``met_*``, see above):
+    ``MetField.from_attrs(attrs, "met_")``.
 
     Raises:
-        ValueError: a missing ``met_*`` attribute, or a ``met_wind_speed`` that is not a
-            number or breaks the one wind-speed rule
+        ValueError: a missing ``met_*`` attribute, a value that is not a number, or a
+            ``met_wind_speed`` that breaks the one wind-speed rule
             (:func:`plumax_core.validation.check_wind_speed`: finite, 0.5-120 m/s).
     """
-    missing = [k for k in MET_ATTRS if k not in attrs]
-    if missing:
-        raise ValueError(f"scene is missing global attribute(s) {missing}")
-    try:
-        speed = float(attrs["met_wind_speed"])
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"scene attribute met_wind_speed must be a number (m/s), "
-            f"got {attrs['met_wind_speed']!r}"
-        ) from None
-    check_wind_speed("met_wind_speed", speed)
-    return MetField.uniform(
-        speed,
-        float(attrs["met_wind_direction"]),
-        stability=str(attrs["met_stability_class"]),
-        pblh=float(attrs["met_pblh"]),
-        temperature=float(attrs["met_temperature"]),
-        pressure=float(attrs["met_pressure"]),
-        source="scene-file",
-    )
+    return MetField.from_attrs(attrs, "met_", source="scene-file")
 
 
 def read_truth(attrs) -> dict[str, float] | None:
