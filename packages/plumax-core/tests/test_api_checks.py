@@ -305,3 +305,16 @@ def test_float32_pixel_coordinates_from_netcdf_are_evenly_spaced(tmp_path, n):
 def test_coordinate_must_be_strictly_ascending(values, what):
     with pytest.raises(ValueError, match=f"`x` must be strictly ascending; it {what}"):
         check_coordinate("x", np.asarray(values))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_emission_rate_rule_names_the_argument_and_units(bad):
+    from plumax_core.validation import check_emission_rate
+
+    with pytest.raises(ValueError, match=r"`q_kgh` \(emission rate\) must be finite and > 0 kg/h"):
+        check_emission_rate("q_kgh", bad, units="kg/h")
+    with pytest.raises(ValueError, match="kg/s; got"):
+        check_emission_rate("q", [0.1, bad])
+    check_emission_rate("q", [0.1, 2.0])  # valid rates pass
+    check_emission_rate("q", jnp.asarray([1.0, 2.0]))  # concrete JAX arrays too
+    jax.jit(lambda q: check_emission_rate("q", q) or q)(jax.numpy.asarray(-1.0))  # traced: skipped

@@ -219,3 +219,19 @@ def test_haversine_and_dedup():
     assert np.allclose(w.q, 2 * cat.q) and np.allclose(w.q_sigma, 0.2)
     with pytest.raises(ValueError, match="new_wind"):
         rescale_wind(cat, np.zeros(n))
+
+
+def test_catalog_rates_follow_the_core_emission_rate_rule():
+    n = 3
+    with pytest.raises(ValueError, match=r"`q` \(emission rate\) must be finite and > 0 kg/s"):
+        PlumeCatalog(
+            time=1.7e9 + np.arange(n, dtype=float),
+            lat=np.zeros(n),
+            lon=np.zeros(n),
+            q=np.array([0.1, 0.0, 0.2]),
+            q_sigma=np.full(n, np.nan),
+            wind=np.full(n, 3.0),
+            instrument=np.array(["EMIT"] * n),
+            ids=np.array(["a", "b", "c"]),
+            lines=np.arange(2, n + 2),
+        )

@@ -119,3 +119,20 @@ def test_invert_bad_input(scene_ds):
         pl.invert(scene.observations)
     with pytest.raises(ValueError, match="sigma"):
         plumax.read_scene(scene_ds.drop_vars("sigma"))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: pl.simulate(q_kgh=0.0),
+        lambda: pl.plume_prior(GaussianPlume(PointReceptors([100.0], [0.0])).param_spec, q_kgh=-5),
+        lambda: pl.simulate_radiance(
+            q_kgh=float("nan"), key_surface=jr.key(0), key_noise=jr.key(1)
+        ),
+    ],
+    ids=["simulate", "plume_prior", "simulate_radiance"],
+)
+def test_every_rate_entry_uses_the_core_rule(call):
+    # one rule per quantity (plumax_core.validation.check_emission_rate), one message
+    with pytest.raises(ValueError, match=r"`q_kgh` \(emission rate\) must be finite and > 0 kg/h"):
+        call()

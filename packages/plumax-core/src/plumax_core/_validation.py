@@ -83,6 +83,26 @@ def check_positive(name: str, x: Any, *, strict: bool = True, units: str = "") -
         raise ValueError(f"`{name}` must be {rel}{unit}; got {worst!r}")
 
 
+def check_emission_rate(name: str, q: Any, *, units: str = "kg/s") -> None:
+    """The one rule for an emission rate given as a number: finite and > 0 ``units``.
+
+    Used at every entry that takes a rate from a user (a simulation's true rate, a
+    prior's centre, a catalogue's rates); a rate inside a model is a parameter, whose
+    support (``Q > 0``, log-transformed) the model's ``ParamSpec`` states. Concrete
+    values only (a traced rate is the model's to check).
+
+    Raises:
+        ValueError: naming ``name``, for NaN/inf or a value <= 0, with ``units``.
+    """
+    if q is None or not is_concrete(q):
+        return
+    arr = np.asarray(q, dtype=float)
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if np.any(bad):
+        worst = arr[bad].ravel()[0]
+        raise ValueError(f"`{name}` (emission rate) must be finite and > 0 {units}; got {worst}")
+
+
 def check_value(
     name: str,
     x: Any,

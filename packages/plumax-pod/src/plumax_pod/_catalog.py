@@ -47,7 +47,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from plumax_core import units as _units
-from plumax_core.validation import MAX_WIND_SPEED
+from plumax_core.validation import MAX_WIND_SPEED, check_emission_rate
 
 from ._catalog_csv import StrictCSV, duplicate_rows
 from ._catalog_schema import (
@@ -132,8 +132,7 @@ class PlumeCatalog:
         for f in ("time", "lat", "lon", "q"):
             if not np.all(np.isfinite(getattr(self, f))):
                 raise ValueError(f"`{f}` must be finite")
-        if not np.all(self.q > 0):
-            raise ValueError("`q` must be > 0 kg/s")
+        check_emission_rate("q", self.q, units="kg/s")
         for f in ("q_sigma", "wind"):
             v = np.asarray(getattr(self, f), float)
             if not np.all(np.isnan(v) | (np.isfinite(v) & (v > 0))):

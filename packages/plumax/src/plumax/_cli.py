@@ -171,6 +171,8 @@ def invert(
     """
     import jax.random as jr
 
+    from plumax_core.validation import check_emission_rate
+
     from . import pipelines as pl
     from ._outputs import write_json
     from ._scene import read_scene
@@ -179,8 +181,7 @@ def invert(
         raise CLIError(f"--method must be one of {', '.join(pl.METHODS)}, got {method!r}")
     if not 0 < level < 1:
         raise CLIError(f"--level must be in (0, 1), got {level}")
-    if not prior_q_kgh > 0:
-        raise CLIError(f"--prior-q-kgh must be > 0, got {prior_q_kgh}")
+    check_emission_rate("--prior-q-kgh", prior_q_kgh, units="kg/h")
     check_outputs(inputs=[obs], files={"--out": out}, folders={"--registry": registry})
     scene = read_scene(open_scene(obs))
     prior = pl.plume_prior(scene.model.param_spec, q_kgh=prior_q_kgh)

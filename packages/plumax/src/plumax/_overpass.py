@@ -33,7 +33,7 @@ from jaxtyping import PRNGKeyArray
 
 import plumax_rtm as pr
 from plumax_core import MetField, Observations, compose, units
-from plumax_core.validation import check_coordinate, check_wind_speed
+from plumax_core.validation import check_coordinate, check_emission_rate, check_wind_speed
 from plumax_rtm import RETRIEVAL_GAIN_STD
 from plumax_transport import ColumnImage
 
@@ -215,8 +215,7 @@ def simulate_radiance(
             geometry that is not a ``ColumnImage`` or a ``supersample`` below 1.
     """
 
-    if not (math.isfinite(q_kgh) and q_kgh > 0):
-        raise ValueError(f"`q_kgh` (emission rate) must be > 0 kg/h, got {q_kgh}")
+    check_emission_rate("q_kgh", q_kgh, units="kg/h")
     check_wind_speed("wind_speed", wind_speed)
     if not (math.isfinite(snr) and snr > 0):
         raise ValueError(f"`snr` must be > 0, got {snr}")

@@ -53,7 +53,7 @@ from plumax_core import (
     holdout_check,
     units,
 )
-from plumax_core.validation import check_wind_speed
+from plumax_core.validation import check_emission_rate, check_wind_speed
 from plumax_transport import GaussianPlume
 
 from ._cycle import CycleRun, run_cycle
@@ -164,8 +164,7 @@ def simulate(
             ``q_kgh <= 0``, ``noise <= 0``), each naming the argument.
     """
 
-    if not (math.isfinite(q_kgh) and q_kgh > 0):
-        raise ValueError(f"`q_kgh` (emission rate) must be > 0 kg/h, got {q_kgh}")
+    check_emission_rate("q_kgh", q_kgh, units="kg/h")
     check_wind_speed("wind_speed", wind_speed)
     if not (math.isfinite(noise) and noise > 0):
         raise ValueError(f"`noise` (1-sigma, observation units) must be > 0, got {noise}")
@@ -214,6 +213,7 @@ def plume_prior(
     ``bias_<name>`` is normal around 0 with std ``bias_std`` (a number, or a mapping
     ``name -> std``); any other parameter gets N(0, 1) in its unconstrained coordinate.
     """
+    check_emission_rate("q_kgh", q_kgh, units="kg/h")
     mean, std = [], []
     for p in spec.params:
         if p.shape != ():
