@@ -63,21 +63,46 @@ def simulate(
     wind_dir: Annotated[float, typer.Option(help="Wind direction it blows FROM, deg.")] = 270.0,
     stability: Annotated[str, typer.Option(help="Pasquill stability class A-F.")] = "C",
     pblh: Annotated[float, typer.Option(help="Boundary-layer height, m.")] = 800.0,
-    noise: Annotated[float, typer.Option(help="1-sigma pixel noise, ppm m.")] = 20.0,
+    noise: Annotated[
+        float | None, typer.Option(help="1-sigma pixel noise of a column image, ppm m [20].")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise (same seed, same file).")] = 0,
     pixels: Annotated[int, typer.Option(help="Image size: pixels per side.")] = 32,
     extent: Annotated[float, typer.Option(help="Image side length, m.")] = 1200.0,
+    upwind: Annotated[
+        float | None, typer.Option(help="Image length upwind of x = 0, m [extent / 12].")
+    ] = None,
+    radiance: Annotated[
+        bool,
+        typer.Option(
+            "--radiance",
+            help="Write a radiance overpass (the input of `plumax retrieve`) instead.",
+        ),
+    ] = False,
+    snr: Annotated[float, typer.Option(help="Radiance: signal-to-noise ratio.")] = 300.0,
+    albedo_mean: Annotated[float, typer.Option(help="Radiance: mean surface albedo.")] = 0.25,
+    albedo_std: Annotated[float, typer.Option(help="Radiance: albedo std across pixels.")] = 0.08,
+    sza: Annotated[float, typer.Option(help="Radiance: solar zenith angle, deg.")] = 30.0,
+    supersample: Annotated[
+        int, typer.Option(help="Radiance: plume samples per pixel side (pixel averaging).")
+    ] = 4,
 ):
-    """Simulate a Gaussian-plume column image (ppm m) and write it as CF NetCDF.
+    """Simulate a Gaussian-plume column image (ppm m), or with --radiance an EMIT-like
+    radiance overpass, and write it as CF NetCDF.
 
-    The file holds `values` and `sigma` on (y, x) with x, y in m, and the met, the
-    release height and the true source as global attributes (see docs/plumax/cli.md).
+    A column image holds `values` and `sigma` on (y, x) with x, y in m; a radiance
+    overpass holds `radiance` and `radiance_sigma` on (y, x, band), the albedo and the
+    true column. Both record the met, the release height and the true source as global
+    attributes (see docs/plumax/cli.md). A radiance overpass from `--seed N` is the scene
+    `plumax demo --seed N` simulates when the source, met and image agree.
 
     Examples:
 
       plumax simulate scene.nc
 
       plumax simulate scene.nc --q-kgh 150 --wind-speed 3 --wind-dir 250 --stability D --seed 7
+
+      plumax simulate overpass.nc --radiance --q-kgh 1000 --pixels 16 --extent 960 --upwind 180
     """
     import jax.random as jr
 
@@ -90,28 +115,46 @@ def simulate(
         raise CLIError(f"--pixels must be >= 4, got {pixels}")
     if not extent > 0:
         raise CLIError(f"--extent must be > 0 m, got {extent}")
+    upwind = extent / 12 if upwind is None else upwind
+    if not 0 <= upwind < extent:
+        raise CLIError(f"--upwind must be in [0, --extent), got {upwind}")
+    if radiance and noise is not None:
+        raise CLIError("--noise is a column image's noise; a radiance overpass's is --snr")
     check_wind_speed("--wind-speed", wind_speed)
     check_outputs(files={"OUT": out})
+    geometry = pl.default_geometry(pixels, extent=extent, upwind=upwind)
+    common = dict(
+        q_kgh=q_kgh,
+        x0=x0,
+        y0=y0,
+        height=height,
+        wind_speed=wind_speed,
+        wind_dir=wind_dir,
+        stability=stability.upper(),
+        pblh=pblh,
+        geometry=geometry,
+    )
     with err_console.status("simulating the plume..."):
-        ds = pl.simulate(
-            q_kgh=q_kgh,
-            x0=x0,
-            y0=y0,
-            height=height,
-            wind_speed=wind_speed,
-            wind_dir=wind_dir,
-            stability=stability.upper(),
-            pblh=pblh,
-            noise=noise,
-            key=jr.key(seed),
-            geometry=pl.default_geometry(pixels, extent=extent, upwind=extent / 12),
-        )
+        if radiance:
+            key_surface, key_noise = pl.radiance_keys(seed)
+            ds = pl.simulate_radiance(
+                **common,
+                snr=snr,
+                albedo_mean=albedo_mean,
+                albedo_std=albedo_std,
+                sza_deg=sza,
+                supersample=supersample,
+                key_surface=key_surface,
+                key_noise=key_noise,
+            ).to_dataset()
+            what = f"EMIT-like radiance overpass, SNR {snr:g}"
+        else:
+            noise = 20.0 if noise is None else noise
+            ds = pl.simulate(**common, noise=noise, key=jr.key(seed))
+            what = f"column image, noise {noise:g} ppm m"
         ds.attrs["noise_seed"] = int(seed)
         atomic_write(out, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4"))
-    out_console.print(
-        f"wrote {out}: {pixels}x{pixels} column image, Q = {q_kgh:g} kg/h, "
-        f"noise {noise:g} ppm m (seed {seed})"
-    )
+    out_console.print(f"wrote {out}: {pixels}x{pixels} {what}, Q = {q_kgh:g} kg/h (seed {seed})")
 
 
 def _print_summary(summary: dict, title: str) -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "add_gain_uncertainty",
     "read_radiance_scene",
     "retrieve",
+    "radiance_keys",
     "simulate_radiance",
 ]
 
@@ -174,6 +175,23 @@ class RadianceScene:
             rtm_wavelength_max_nm=float(self.rtm_range[1]),
         )
         return ds
+
+
+def radiance_keys(seed: int) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+    """``(key_surface, key_noise)`` of a synthetic overpass drawn from ``seed``.
+
+    The first two of ``jax.random.split(jax.random.key(seed), 4)``: what ``plumax demo
+    --seed N`` and ``plumax simulate --radiance --seed N`` pass to
+    :func:`simulate_radiance`, so that the two make the same scene (the demo keeps the
+    other two keys for NUTS and the gain draws).
+
+    Raises:
+        ValueError: ``seed`` is not an int >= 0.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be an int >= 0, got {seed!r}")
+    keys = jr.split(jr.key(seed), 4)
+    return keys[0], keys[1]
 
 
 def simulate_radiance(
