@@ -206,6 +206,10 @@ def test_proposal_log_weights():
     plain = SimulationBank(bank.theta, bank.values, bank.mask, SPEC)
     assert not plain.weighted and plain.effective_sample_size() == 200
     assert plain.content_hash() != bank.content_hash()
+    # calibration checks need prior draws: one rule, on the bank
+    with pytest.raises(ValueError, match="`cases` was simulated from a proposal.*SBC needs"):
+        bank.check_prior_draws("SBC", name="cases")
+    plain.check_prior_draws("SBC")
 
 
 def test_sampled_met_and_features():

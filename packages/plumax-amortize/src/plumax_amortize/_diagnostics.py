@@ -47,12 +47,7 @@ def _check(npe, bank):
         raise TypeError(f"`bank` must be a SimulationBank, got {type(bank).__name__}")
     if bank.param_spec != npe.param_spec:
         raise ValueError("`bank.param_spec` differs from the estimator's")
-    if bank.weighted:
-        raise ValueError(
-            "`bank` was simulated from a proposal (it carries importance weights); "
-            "calibration checks need held-out simulations from the prior: simulate them "
-            "without `proposal`"
-        )
+    bank.check_prior_draws("a calibration check")
 
 
 def _draws(npe, bank, key, n_posterior_samples, chunk=256):

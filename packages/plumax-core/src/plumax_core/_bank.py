@@ -164,6 +164,24 @@ class SimulationBank(eqx.Module):
         weights); such a bank is for training, not for calibration checks."""
         return self.log_weight is not None
 
+    def check_prior_draws(self, purpose: str, *, name: str = "bank") -> None:
+        """Raise unless the draws come from the prior (no importance weights): what a
+        calibration check (SBC, TARP, coverage) needs, since a proposal's draws are not
+        truths from the prior.
+
+        Args:
+            purpose: what needs prior draws, for the message (e.g. ``"SBC"``).
+            name: the argument's name, for the message.
+
+        Raises:
+            ValueError: the bank was simulated from a proposal.
+        """
+        if self.weighted:
+            raise ValueError(
+                f"`{name}` was simulated from a proposal (it carries importance weights); "
+                f"{purpose} needs draws from the prior: simulate it without `proposal`"
+            )
+
     @property
     def fixed_met(self) -> MetField | None:
         """The one met every simulation ran under, or None (repeated or sampled met)."""

@@ -13,47 +13,23 @@ from plumax_core import ArtifactLineage, ModelRole, Observations
 
 from ._cycle_base import CycleContext
 
-__all__ = [
-    "observation",
-    "store_emulator_training_set",
-    "store_heldout_cases",
-    "store_npe_training_set",
-]
+__all__ = ["observation", "store_bank"]
 
 
-def store_heldout_cases(ctx: CycleContext, cases: Any) -> str:
-    """Step 2: the held-out cases (a `plumax_core.SimulationBank`)."""
-    return ctx.store(
-        cases,
-        "heldout-cases",
-        ModelRole.BASELINE,
-        step=2,
-        lineage=ArtifactLineage(parent_hashes=(ctx.hash("simulator"), ctx.hash("setup"))),
-        tags={"n": cases.n, ctx.tier.noise_key: ctx.tier.noise_sigma},
-    )
-
-
-def store_emulator_training_set(ctx: CycleContext, train: Any) -> str:
-    """Step 3: the emulator's training set (a `plumax_core.SimulationBank`)."""
-    return ctx.store(
-        train,
-        "emulator-training-set",
-        ModelRole.BASELINE,
-        step=3,
-        lineage=ArtifactLineage(parent_hashes=(ctx.hash("simulator"), ctx.hash("setup"))),
-        tags={"n": train.n},
-    )
-
-
-def store_npe_training_set(ctx: CycleContext, bank: Any) -> str:
-    """Step 5: the flow's training bank (a `plumax_core.SimulationBank`)."""
+def store_bank(
+    ctx: CycleContext, bank: Any, name: str, *, step: int, tags: dict[str, Any] | None = None
+) -> str:
+    """Store a `plumax_core.SimulationBank` as itself (its registry hash is its content
+    hash) under ``<tier>-<name>``, with lineage to the simulator and the setup and the
+    tags ``{"n": bank.n, **tags}``: the held-out cases (step 2), the emulator's training
+    set (step 3) and the flow's training bank (step 5)."""
     return ctx.store(
         bank,
-        "npe-training-set",
+        name,
         ModelRole.BASELINE,
-        step=5,
+        step=step,
         lineage=ArtifactLineage(parent_hashes=(ctx.hash("simulator"), ctx.hash("setup"))),
-        tags={"n": bank.n},
+        tags={"n": bank.n, **(tags or {})},
     )
 
 

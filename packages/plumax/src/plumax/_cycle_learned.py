@@ -25,7 +25,7 @@ from plumax_core import (
     simulate_bank,
 )
 
-from ._cycle_banks import observation, store_emulator_training_set, store_npe_training_set
+from ._cycle_banks import observation, store_bank
 from ._cycle_base import AbstractCycleStage, CycleContext
 from ._cycle_oracle import agreement_gate, agreement_metrics
 
@@ -82,7 +82,7 @@ class EmulatorStage(AbstractCycleStage):
         model, met, prior = ctx["model"], ctx["met"], ctx["prior"]
         train = simulate_bank(model, prior, met, b.n_emulator_train, key=ctx.keys["emulator_data"])
         test = simulate_bank(model, prior, met, b.n_emulator_test, key=ctx.keys["emulator_test"])
-        h_data = store_emulator_training_set(ctx, train)
+        h_data = store_bank(ctx, train, "emulator-training-set", step=3)
         cfg = pe.TrainConfig(
             max_epochs=b.emulator_epochs,
             batch_size=self.batch_size,
@@ -218,7 +218,7 @@ class AmortizedStage(AbstractCycleStage):
         model, met, prior = ctx["model"], ctx["met"], ctx["prior"]
         noise = pa.GaussianNoise(ctx.tier.noise_sigma)
         bank = pa.simulate(model, prior, met, noise, b.n_npe_train, key=ctx.keys["npe_data"])
-        h_bank = store_npe_training_set(ctx, bank)
+        h_bank = store_bank(ctx, bank, "npe-training-set", step=5)
         n_obs = int(np.prod(bank.obs_shape))
         k_emb, k_fit = jr.split(ctx.keys["npe_fit"])
         embedding = pa.MLPEmbedding(

@@ -31,7 +31,7 @@ from plumax_core import (
     gates,
 )
 
-from ._cycle_banks import observation, store_heldout_cases
+from ._cycle_banks import observation, store_bank
 from ._cycle_base import AbstractCycleStage, CycleContext
 
 __all__ = [
@@ -193,7 +193,9 @@ class OracleStage(AbstractCycleStage):
             model, prior, met, noise, b.n_calibration + b.n_cases, key=ctx.keys["heldout"]
         )
         calib, cases = held.split(b.n_calibration)
-        h_cases = store_heldout_cases(ctx, cases)
+        h_cases = store_bank(
+            ctx, cases, "heldout-cases", step=2, tags={ctx.tier.noise_key: ctx.tier.noise_sigma}
+        )
         posts = inference.posteriors(ctx, model, cases)
         ctx.store(
             tuple(posts),

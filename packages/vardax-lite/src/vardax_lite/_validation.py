@@ -126,11 +126,7 @@ def run_sbc(
         raise TypeError(f"`prior` must be an AbstractPrior, got {type(prior).__name__}")
     if prior.param_spec != bank.param_spec:
         raise ValueError("`prior.param_spec` differs from `bank.param_spec`")
-    if bank.weighted:
-        raise ValueError(
-            "`bank` was simulated from a proposal (it carries importance weights); SBC "
-            "needs truths drawn from the prior: simulate it without `proposal`"
-        )
+    bank.check_prior_draws("SBC")
     if bank.repeats is not None:
         raise ValueError("`bank` holds repeated observations; SBC needs one met per draw")
     if bank.n < 2:
