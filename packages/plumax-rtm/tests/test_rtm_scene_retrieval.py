@@ -11,9 +11,9 @@ import math
 
 import jax.numpy as jnp
 import jax.random as jr
+import lineax as lx
 import numpy as np
 import pytest
-from scipy import stats
 
 import plumax_rtm as pr
 from plumax_core import (
@@ -23,6 +23,7 @@ from plumax_core import (
     Param,
     ParamSpec,
     compose,
+    linalg,
 )
 
 PIXEL = 60.0  # m (EMIT)
@@ -162,23 +163,6 @@ def test_residual_scale_is_the_spread_of_the_standardised_residual(getkey):
         pr.residual_scale(wide, u[:10], bg)
 
 
-def test_gain_error_matches_the_lognormal_closed_form(getkey):
-    """A lognormal posterior (log-sd 0.1) times a lognormal gain (log-sd 0.1) is lognormal
-    with log-sd sqrt(0.1² + 0.1²)."""
-    q = np.exp(np.log(0.25) + 0.1 * np.asarray(jr.normal(getkey(), (200_000,)), np.float64))
-    out = pr.with_gain_error(q, key=getkey(), gain_std=0.1)
-    ref = stats.lognorm(s=math.hypot(0.1, 0.1), scale=0.25).ppf([0.05, 0.5, 0.95])
-    np.testing.assert_allclose(np.percentile(out, [5, 50, 95]), ref, rtol=0.01)
-    k = getkey()
-    np.testing.assert_array_equal(pr.with_gain_error(q, key=k), pr.with_gain_error(q, key=k))
-    np.testing.assert_array_equal(pr.with_gain_error(q, key=k, gain_std=0.0), q)
-    assert pr.RETRIEVAL_GAIN_STD == 0.10
-    with pytest.raises(ValueError, match="gain_std"):
-        pr.with_gain_error(q, key=k, gain_std=-0.1)
-    with pytest.raises(ValueError, match="draws"):
-        pr.with_gain_error([1.0, np.nan], key=k)
-
-
 def test_gaussian_albedo_has_its_mean_spread_and_floor(getkey):
     model = pr.GaussianAlbedo()
     a = model.sample((200, 200), key=getkey())
@@ -273,9 +257,16 @@ def test_retrieve_scene_recovers_the_plume_and_q(instrument, direction):
     obs = ret.observations()
     assert obs.kind == "column_ppm_m" and obs.dims == ("y", "x")
     np.testing.assert_array_equal(obs.coords["x"], sim.radiance.coords["x"])
-    np.testing.assert_array_equal(obs.mask, ret.valid)
     np.testing.assert_allclose(obs.values, np.where(ret.valid, ret.enhancement, 0), rtol=1e-6)
-    np.testing.assert_allclose(obs.sigma, np.where(ret.valid, ret.sigma, 1), rtol=1e-6)
+    em = ret.error_model
+    assert em.variance_factor >= 1.0 and np.allclose(em.sigma, ret.sigma)
+    if em.correlated:  # the covariance as a Kronecker operator over the valid map
+        assert ret.valid.all() and obs.sigma is None and isinstance(obs.noise, linalg.Kronecker)
+        np.testing.assert_allclose(lx.diagonal(obs.noise), ret.sigma.ravel() ** 2, rtol=1e-5)
+    else:
+        np.testing.assert_array_equal(obs.mask, ret.valid)
+        np.testing.assert_allclose(obs.sigma, np.where(ret.valid, ret.sigma, 1), rtol=1e-6)
+    assert len(em.gain_injections) == 8 and all(0.8 < g < 1.2 for g in em.gain_injections)
     s = ret.summary()
     assert s["CSF"]["units"] == "kg/s" and s["CSF"]["median"] == ret.csf.rate
     assert s["CSF"]["hi"] == pytest.approx(ret.csf.rate + 1.645 * ret.csf.uncertainty)

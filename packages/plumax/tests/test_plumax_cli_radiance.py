@@ -16,7 +16,6 @@ import pytest
 import xarray as xr
 
 from plumax import pipelines as pl
-from plumax_core import pin
 
 ARGS = ("--q-kgh", "1000", "--pixels", "16", "--extent", "960", "--upwind", "180")
 
@@ -65,11 +64,12 @@ def test_the_chain_inverts_like_the_pipelines_in_memory(chain):
         np.testing.assert_allclose(
             ds["values"].values, np.asarray(ret.observations().values), rtol=1e-6, atol=1e-6
         )
-    model = pin(scene.transport, H=scene.source_height)  # what the demo inverts
-    prior = pl.plume_prior(model.param_spec, q_kgh=500.0)
-    inv = pl.invert(ret.observations(), scene.met, model, prior=prior)
+    model, stds = ret.inversion_model()  # what the demo inverts: with its nuisances
+    assert set(stds) == {"log_gain", "offset"}
+    prior = pl.plume_prior(model.param_spec, q_kgh=500.0, nuisance_std=stds)
+    inv = pl.invert(ret.observations(), scene.met, model, prior=prior, start=ret.starts())
     post = json.loads((chain / "post.json").read_text())
-    for name in ("Q", "x0", "y0"):
+    for name in ("Q", "x0", "y0", "log_gain", "offset"):
         assert post["summary"][name]["median"] == pytest.approx(
             inv.summary[name]["median"], rel=1e-4, abs=1e-3
         ), name

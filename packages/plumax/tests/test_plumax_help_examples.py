@@ -207,6 +207,10 @@ SLOW_RULES: list[tuple[Callable[[Command], bool], str]] = [
         "`plumax cycle` trains an emulator and a flow (minutes, even with --fast)",
     ),
     (lambda c: (c.params or {}).get("method") == "nuts", "NUTS with the default budget"),
+    (
+        lambda c: c.path[:1] == ("calibrate",),
+        "`plumax calibrate` runs the chain on many scenes (minutes)",
+    ),
 ]
 
 

@@ -1,6 +1,6 @@
 """Fast checks of the demo's Tier IV overpass pipeline (simulate_radiance -> retrieve).
 
-The algorithms are plumax-rtm's (``retrieve_scene``, ``with_gain_error``; tested in
+The algorithms are plumax-rtm's (``retrieve_scene``, ``RetrievalErrorModel``; tested in
 ``packages/plumax-rtm/tests/test_rtm_scene_retrieval.py``); these tests check that the
 pipeline composes them and that the radiance file converts once, at the reader."""
 
@@ -8,10 +8,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from scipy import stats
 
-import plumax_core as pc
-from plumax.pipelines import add_gain_uncertainty, default_geometry, retrieve, simulate_radiance
+from plumax.pipelines import default_geometry, retrieve, simulate_radiance
 
 
 @pytest.fixture(scope="module")
@@ -78,22 +76,6 @@ def test_retrieval_gain_does_not_follow_the_surface_albedo(scene):
     assert abs(slope) < 0.3
 
 
-def test_gain_uncertainty_matches_lognormal_closed_form(x64):
-    # a lognormal Q posterior (sd 0.1 in log space) times a lognormal gain (sd 0.1)
-    # is lognormal with sd sqrt(0.1^2 + 0.1^2): compare the 90% interval
-    spec = pc.ParamSpec((pc.Param("Q", units="kg/s", lower=0.0, log=True),))
-    post = pc.Posterior(
-        jnp.array([np.log(0.25)]),
-        jnp.array([[0.1**2]]),
-        provenance=pc.make_provenance(),
-        param_spec=spec,
-    )
-    out = add_gain_uncertainty({"level": 0.9, "Q": {}}, post, gain_std=0.1, n=200_000)
-    ref = stats.lognorm(s=np.hypot(0.1, 0.1), scale=0.25 * 3600.0).ppf([0.05, 0.95])
-    np.testing.assert_allclose([out["Q"]["lo"], out["Q"]["hi"]], ref, rtol=0.01)
-    assert out["Q_posterior"] == {}
-
-
 def test_radiance_scene_file_round_trip_retrieves_the_same_map(scene, tmp_path):
     import xarray as xr
 
@@ -119,13 +101,20 @@ def test_radiance_scene_file_round_trip_retrieves_the_same_map(scene, tmp_path):
     rs = read_scene(b.scene_dataset())
     assert rs.truth == {"Q_kgh": 3000.0, "x0": 0.0, "y0": 0.0}
     p = {"Q": jnp.asarray(3000.0 / 3600.0), "x0": 0.0, "y0": 0.0}
+    # ... and the error model's nuisances (at 0 they change nothing)
+    assert {"log_gain", "offset"} <= set(rs.nuisance_std) <= set(rs.model.param_spec.names)
+    p.update({name: 0.0 for name in rs.nuisance_std})
+    assert rs.starts and all("x0" in s and "y0" in s for s in rs.starts)
     np.testing.assert_allclose(
         np.asarray(rs.model(p, rs.met).values), np.asarray(scene.column.values), rtol=1e-5
     )
     # one carrier: the written column scene reads back as the retrieval's Observations
     obs = b.observations()
-    for field in ("values", "sigma", "mask"):
+    fields = ("values", "sigma", "mask") if obs.noise is None else ("values",)
+    for field in fields:
         np.testing.assert_array_equal(getattr(rs.observations, field), getattr(obs, field))
+    if obs.noise is not None:  # correlated errors: the Kronecker covariance, rebuilt
+        np.testing.assert_allclose(rs.observations.noise.as_matrix(), obs.noise.as_matrix())
     assert rs.observations.kind == obs.kind == "column_ppm_m"
 
 

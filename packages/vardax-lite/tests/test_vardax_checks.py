@@ -89,6 +89,11 @@ def test_contraction_check_fires_on_an_uninformative_parameter(x64):
     assert not bad.passed
     assert bad.details["prior_dominated"] == ["a1"]
     assert bad.statistic == pytest.approx(0.0, abs=1e-10)
+    # a nuisance known from its prior by design is reported, not failed
+    nuis = vx.contraction_check(_oi(problem_b), problem_b.prior, nuisance=("a1",))
+    assert nuis.passed and nuis.details["prior_dominated"] == []
+    assert nuis.details["contraction"][1] == pytest.approx(0.0, abs=1e-10)
+    assert nuis.statistic > 0.99
     # data and prior of equal precision: contraction 1/2 exactly, on the threshold
     one, *_ = _diag_problem(np.ones((1, 1)), 1.0, [1.0], np.array([0.4]))
     half = vx.contraction_check(_oi(one), one.prior)

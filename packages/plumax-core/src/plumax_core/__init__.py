@@ -55,6 +55,7 @@ from ._fusion import (
     holdout_check as holdout_check,
     simulate_instruments as simulate_instruments,
 )
+from ._gain import GainForwardModel as GainForwardModel, with_gain as with_gain
 from ._importance import (
     importance_log_weight as importance_log_weight,
     kish_effective_sample_size as kish_effective_sample_size,
@@ -77,6 +78,7 @@ from ._observations import (
     Observations as Observations,
     register_observation_kind as register_observation_kind,
 )
+from ._offset import OffsetForwardModel as OffsetForwardModel, with_offset as with_offset
 from ._params import Param as Param, ParamSpec as ParamSpec
 from ._pin import PinnedForwardModel as PinnedForwardModel, pin as pin
 from ._posterior import Posterior as Posterior
@@ -111,6 +113,10 @@ from ._serialise import (
     serialise as serialise,
     tree_hash as tree_hash,
 )
+from ._wind_nuisance import (
+    UncertainWindForwardModel as UncertainWindForwardModel,
+    with_uncertain_wind as with_uncertain_wind,
+)
 
 __all__ = [
     "AbstractForwardModel",
@@ -137,6 +143,7 @@ __all__ = [
     "forward_flat",
     "fuse_observations",
     "FusedForwardModel",
+    "GainForwardModel",
     "gates",
     "GaussianNoise",
     "GaussianPrior",
@@ -187,9 +194,14 @@ __all__ = [
     "Tolerance",
     "training",
     "tree_hash",
+    "UncertainWindForwardModel",
     "units",
     "validation",
     "wind_components",
+    "with_gain",
+    "OffsetForwardModel",
+    "with_offset",
+    "with_uncertain_wind",
 ]
 
 __version__ = importlib.metadata.version("plumax-core")

@@ -7,7 +7,7 @@ quantification (IME, CSF for any wind direction), the plausibility rules for rad
 cubes and methane enhancements, synthetic overpasses (:func:`simulate_radiance_cube`,
 :class:`GaussianAlbedo`) and the scene-retrieval recipe with its error model
 (:func:`retrieve_scene` -> :class:`SceneRetrieval`, whose ``observations()`` is a
-``plumax_core.Observations``; :data:`RETRIEVAL_GAIN_STD`, :func:`with_gain_error`).
+``plumax_core.Observations``, and the map's error model :class:`RetrievalErrorModel`).
 See ``docs/rtm/``.
 """
 
@@ -33,6 +33,14 @@ from ._csf_wind import (
     downwind_unit as downwind_unit,
     most_upwind_pixel as most_upwind_pixel,
 )
+from ._error_model import (
+    RetrievalErrorModel as RetrievalErrorModel,
+    covariogram as covariogram,
+    cross_validated_errors as cross_validated_errors,
+    estimate_error_model as estimate_error_model,
+    exponential_correlation as exponential_correlation,
+    injection_gains as injection_gains,
+)
 from ._faddeeva import (
     faddeeva as faddeeva,
     faddeeva_far as faddeeva_far,
@@ -54,10 +62,6 @@ from ._forward import (
     blackbody_solar_irradiance as blackbody_solar_irradiance,
     mol_m2_to_ppm_m as mol_m2_to_ppm_m,
     ppm_m_to_mol_m2 as ppm_m_to_mol_m2,
-)
-from ._gain_error import (
-    RETRIEVAL_GAIN_STD as RETRIEVAL_GAIN_STD,
-    with_gain_error as with_gain_error,
 )
 from ._hitran import (
     ISOTOPOLOGUE_MASS as ISOTOPOLOGUE_MASS,
@@ -196,7 +200,12 @@ __all__ = [
     "read_hapi_table",
     "read_par",
     "residual_scale",
-    "RETRIEVAL_GAIN_STD",
+    "RetrievalErrorModel",
+    "covariogram",
+    "cross_validated_errors",
+    "estimate_error_model",
+    "exponential_correlation",
+    "injection_gains",
     "retrieve_scene",
     "saturation_curve",
     "scene_matched_filter",
@@ -210,7 +219,6 @@ __all__ = [
     "state_names",
     "target_spectrum",
     "voigt_profile",
-    "with_gain_error",
 ]
 
 __version__ = importlib.metadata.version("plumax-rtm")

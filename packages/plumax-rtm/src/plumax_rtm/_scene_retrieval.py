@@ -15,9 +15,14 @@ plumax's demo and ``plumax retrieve`` run, and returns the map as
    (slope 0.77 instead of 1 on the synthetic scene of ``docs/rtm/retrievals.md``).
 3. **Desaturation** through the Beer-Lambert saturation curve
    (:func:`~plumax_rtm.saturation_curve`, :func:`~plumax_rtm.desaturate`).
-4. **Noise inflation.** The filter's per-pixel 1-sigma ``u = (tᵀC⁻¹t)^{-1/2}`` is scaled
-   by the empirical spread of ``α/u`` over valid off-plume pixels
-   (:func:`residual_scale`), never below 1: ``σ = u · max(1, std(α/u))``.
+4. **Error model.** The filter's per-pixel 1-sigma ``u = (tᵀC⁻¹t)^{-1/2}`` holds for the
+   pixels the covariance was fitted on; :func:`~plumax_rtm.estimate_error_model` measures
+   on the scene what the map's errors are elsewhere (out-of-sample variance by
+   cross-validation, a common offset, the spatial covariogram and, by injecting the
+   detected plume into the scene's own radiance, a gain error):
+   :class:`~plumax_rtm.RetrievalErrorModel`. ``σ = u · max(sqrt(v), std(α/u))`` with the
+   cross-validated variance factor ``v`` and the in-sample spread
+   (:func:`residual_scale`).
 5. **Plume mask** at ``false_alarm_rate``, kept to the component nearest the most upwind
    detection (:func:`~plumax_rtm.most_upwind_pixel`).
 6. **Quick-look fluxes**: IME (:func:`~plumax_rtm.ime_flux`) and CSF for the met's wind
@@ -46,6 +51,7 @@ from plumax_core import MetField, Observations
 from plumax_core.validation import check_coordinate, check_wind_speed
 
 from ._csf_wind import csf_flux_downwind, most_upwind_pixel
+from ._error_model import RetrievalErrorModel, estimate_error_model
 from ._flux import FluxEstimate, ime_flux, plume_mask
 from ._forward import BeerLambertRTM
 from ._instruments import SpectralResponse
@@ -202,7 +208,8 @@ class SceneRetrieval(eqx.Module):
     Attributes:
         enhancement: desaturated matched-filter enhancement (NaN = invalid).
         uncertainty: the filter's per-pixel 1-sigma ``(tᵀC⁻¹t)^{-1/2}``.
-        sigma: ``uncertainty * residual_scale``: the error of the map.
+        sigma: the map's per-pixel 1-sigma (``error_model.sigma``): ``uncertainty``
+            times ``max(sqrt(variance factor), residual_scale)``.
         valid: bool, finite pixels.
         exclusion: bool, the dilated first-pass detection left out of the covariance.
         mask: bool, the plume mask.
@@ -217,6 +224,7 @@ class SceneRetrieval(eqx.Module):
             transects fit downwind of the source inside the image.
         oe: the optimal-estimation check, or None (not run, no plume, or no radiance
             noise).
+        error_model: the map's error model (:class:`~plumax_rtm.RetrievalErrorModel`).
 
     Raises:
         ValueError: images of different shapes, coordinates that do not match them, or
@@ -238,6 +246,7 @@ class SceneRetrieval(eqx.Module):
     ime: FluxEstimate | None
     csf: FluxEstimate | None
     oe: OECheck | None
+    error_model: RetrievalErrorModel
 
     def __check_init__(self):
         shape = np.shape(self.enhancement)
@@ -255,19 +264,37 @@ class SceneRetrieval(eqx.Module):
         """The map as :class:`plumax_core.Observations` for a source inversion.
 
         Kind ``column_ppm_m`` on dims ``("y", "x")`` with coordinates ``y``, ``x`` (m);
-        ``values`` the enhancement (0 where invalid), per-pixel ``sigma`` (1 where
-        invalid), ``mask`` the valid pixels; instrument ``"matched-filter retrieval"``.
-        Arrays in the default float dtype (float32 unless x64 is enabled).
+        ``values`` the enhancement (0 where invalid); instrument ``"matched-filter
+        retrieval"``; arrays in the default float dtype (float32 unless x64 is enabled).
+        The errors are the error model's: per-pixel ``sigma`` (1 where invalid) with
+        ``mask`` the valid pixels, or, for spatially correlated errors and a fully valid
+        map, the Kronecker ``noise`` operator
+        (:meth:`RetrievalErrorModel.noise_operator`). A map with invalid pixels and
+        correlated errors keeps the diagonal, with ``sigma`` times ``(1 + ρ)/(1 - ρ)``,
+        ``ρ = exp(-pixel/ℓ)``: the square root of the variance factor
+        ``((1 + ρ)/(1 - ρ))²`` of a mean under the separable AR(1) correlation
+        (conservative).
         """
         dtype = jnp.result_type(float)
-        return Observations(
-            jnp.asarray(np.where(self.valid, self.enhancement, 0.0), dtype),
+        em = self.error_model
+        values = jnp.asarray(np.where(self.valid, self.enhancement, 0.0), dtype)
+        common = dict(
             kind="column_ppm_m",
-            sigma=jnp.asarray(np.where(self.valid, self.sigma, 1.0), dtype),
-            mask=jnp.asarray(self.valid),
             dims=("y", "x"),
             coords={"y": self.y, "x": self.x},
             instrument="matched-filter retrieval",
+        )
+        if em.correlated and bool(np.all(self.valid)):
+            return Observations(values, noise=em.noise_operator(), **common)
+        sigma = np.asarray(self.sigma, np.float64)
+        if em.correlated:
+            rho = math.exp(-self.pixel_size / em.correlation_length)
+            sigma = sigma * (1 + rho) / (1 - rho)
+        return Observations(
+            values,
+            sigma=jnp.asarray(np.where(self.valid, sigma, 1.0), dtype),
+            mask=jnp.asarray(self.valid),
+            **common,
         )
 
     @property
@@ -284,7 +311,8 @@ class SceneRetrieval(eqx.Module):
         """JSON-ready numbers in SI units.
 
         ``{"warnings", "residual_scale", "mean_uncertainty_ppm_m", "mask_pixels",
-        "excluded_pixels", "invalid_pixels", "threshold_ppm_m", "IME", "CSF", "OE"}``;
+        "excluded_pixels", "invalid_pixels", "threshold_ppm_m", "IME", "CSF", "OE",
+        "error_model"}`` (:meth:`RetrievalErrorModel.summary`);
         each flux is ``{"median", "std", "lo", "hi", "units": "kg/s", "method"}`` with
         a ``±QUICKLOOK_Z σ`` (90 %) interval, or None; ``OE`` is
         :meth:`OECheck.to_dict` or None.
@@ -300,6 +328,7 @@ class SceneRetrieval(eqx.Module):
             "IME": _flux_dict(self.ime),
             "CSF": _flux_dict(self.csf),
             "OE": None if self.oe is None else self.oe.to_dict(),
+            "error_model": self.error_model.summary(),
         }
 
 
@@ -326,7 +355,11 @@ def _pixel_axes(radiance: Observations) -> tuple[Array, Array, float]:
     return x, y, steps["x"]
 
 
-def _check_options(false_alarm_rate, min_pixels, max_oe_pixels, wind_speed_std) -> None:
+def _check_options(
+    false_alarm_rate, min_pixels, max_oe_pixels, wind_speed_std, n_injections
+) -> None:
+    if isinstance(n_injections, bool) or not isinstance(n_injections, int) or n_injections < 0:
+        raise ValueError(f"`n_injections` must be an int >= 0, got {n_injections!r}")
     if not (isinstance(false_alarm_rate, int | float) and 0.0 < false_alarm_rate < 0.5):
         raise ValueError(f"`false_alarm_rate` must be in (0, 0.5), got {false_alarm_rate!r}")
     for name, v in (("min_pixels", min_pixels), ("max_oe_pixels", max_oe_pixels)):
@@ -349,6 +382,9 @@ def retrieve_scene(
     optimal_estimation_check: bool = True,
     max_oe_pixels: int = 64,
     wind_speed_std: float = 0.5,
+    n_injections: int = 8,
+    cv_folds: int = 5,
+    seed: int = 0,
 ) -> SceneRetrieval:
     """Retrieve the methane column map of a radiance scene (the recipe of the module).
 
@@ -369,6 +405,10 @@ def retrieve_scene(
         optimal_estimation_check: run the OE check on plume pixels.
         max_oe_pixels: at most this many (the brightest) plume pixels in the OE check.
         wind_speed_std: 1-sigma error of the wind speed in the fluxes, m/s.
+        n_injections: plume injections of the error model's gain test (0 = none: gain
+            std 0).
+        cv_folds: folds of the error model's cross-validation (>= 2).
+        seed: the error model's random fold split and injection positions.
 
     Returns:
         A :class:`SceneRetrieval`; :meth:`SceneRetrieval.observations` is the map.
@@ -389,7 +429,7 @@ def retrieve_scene(
             f"`radiance` must be kind 'radiance' on dims ('y', 'x', 'band'), got kind "
             f"{radiance.kind!r} on {radiance.dims}"
         )
-    _check_options(false_alarm_rate, min_pixels, max_oe_pixels, wind_speed_std)
+    _check_options(false_alarm_rate, min_pixels, max_oe_pixels, wind_speed_std, n_injections)
     x, y, pixel_size = _pixel_axes(radiance)
     values = radiance.values
     if radiance.mask is not None:
@@ -412,23 +452,47 @@ def retrieve_scene(
     target = target_spectrum(rtm, srf)
     first = np.asarray(matched_filter(values, target, albedo_correction=True).enhancement)
     exclusion = plume_exclusion(first, dilation=dilation)
-    res = matched_filter(
-        values, target, covariance="classic", exclude=jnp.asarray(exclusion), albedo_correction=True
-    )
-    alpha = np.asarray(res.enhancement, np.float64)
-    unc = np.asarray(res.uncertainty, np.float64)
-    valid = np.asarray(res.valid, bool) & np.isfinite(alpha)
+
+    def second_pass(cube, exclude):
+        r = matched_filter(
+            cube, target, covariance="classic", exclude=jnp.asarray(exclude), albedo_correction=True
+        )
+        return np.asarray(r.enhancement, np.float64), np.asarray(r.uncertainty, np.float64)
+
+    alpha, unc = second_pass(values, exclusion)
+    valid = np.isfinite(alpha)
     # 3. desaturation
     top = max(20000.0, 2.0 * float(np.nanmax(alpha)))
     grid = np.linspace(0.0, top, 161)
     curve = np.asarray(saturation_curve(rtm, srf, target, grid))
     enh = desaturate(alpha, grid, curve)
-    # 4. noise inflation from the off-plume pixels
+    # 4. error model: cross-validation, covariogram, injections
     scale = residual_scale(alpha, unc, valid & ~exclusion)
-    sig_eff = unc * scale
-    # 5. plume mask: the component nearest the most upwind detection
     thr = far_threshold(enh, false_alarm_rate)
     mask = plume_mask(enh, thr, min_pixels=min_pixels)
+    error_model = _error_model(
+        values,
+        rtm,
+        srf,
+        target,
+        second_pass,
+        alpha=alpha,
+        unc=unc,
+        enh=enh,
+        valid=valid,
+        exclusion=exclusion,
+        mask=mask,
+        threshold=thr,
+        grid=grid,
+        curve=curve,
+        dilation=dilation,
+        pixel_size=pixel_size,
+        options=(cv_folds, n_injections, seed),
+    )
+    if scale > math.sqrt(error_model.variance_factor):
+        error_model = eqx.tree_at(lambda m: m.sigma, error_model, unc * scale)
+    sig_eff = np.asarray(error_model.sigma)
+    # 5. plume mask: the component nearest the most upwind detection
     src = most_upwind_pixel(mask, wdir)
     if src is not None:
         mask = plume_mask(enh, thr, min_pixels=min_pixels, source_pixel=src)
@@ -469,6 +533,74 @@ def retrieve_scene(
         ime=ime,
         csf=csf,
         oe=oe,
+        error_model=error_model,
+    )
+
+
+def _test_plume(shape: tuple[int, int], peak: float) -> np.ndarray:
+    """A compact Gaussian test plume (1.5-pixel sigma, ``peak`` ppm·m) at the centre,
+    zero beyond 3 sigma: what the injection test writes when no plume was detected."""
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    r2 = (yy - ny // 2) ** 2 + (xx - nx // 2) ** 2
+    return np.where(r2 <= 9 * 1.5**2, peak * np.exp(-r2 / (2 * 1.5**2)), 0.0)
+
+
+def _error_model(
+    values,
+    rtm,
+    srf,
+    target,
+    second_pass,
+    *,
+    alpha,
+    unc,
+    enh,
+    valid,
+    exclusion,
+    mask,
+    threshold,
+    grid,
+    curve,
+    dilation,
+    pixel_size,
+    options,
+) -> RetrievalErrorModel:
+    """:func:`~plumax_rtm.estimate_error_model` wired to this recipe's own steps."""
+    folds, n_injections, seed = options
+    coeffs = rtm.default_coeffs()
+    l0 = np.asarray(srf(rtm(0.0, 1.0, coeffs)), np.float64)
+    table = np.stack([np.asarray(srf(rtm(float(c), 1.0, coeffs)), np.float64) / l0 for c in grid])
+
+    def transmission(dx):
+        flat = np.asarray(dx, np.float64).ravel()
+        cols = [np.interp(flat, grid, table[:, b]) for b in range(table.shape[1])]
+        return np.stack(cols, -1).reshape(*np.shape(dx), table.shape[1])
+
+    def retrieve_fn(cube):
+        a0 = np.asarray(matched_filter(cube, target, albedo_correction=True).enhancement)
+        a, _ = second_pass(cube, plume_exclusion(a0, dilation=dilation))
+        return desaturate(np.minimum(a, curve[-1]), grid, curve)
+
+    template = np.where(mask & valid, np.clip(enh, 0.0, None), 0.0)
+    if not template.any():
+        template = _test_plume(enh.shape, 5.0 * max(threshold, float(np.nanmedian(unc))))
+    return estimate_error_model(
+        alpha_fn=lambda held: second_pass(values, exclusion | held),
+        retrieve_fn=retrieve_fn if n_injections > 0 else None,
+        radiance=np.asarray(values),
+        transmission=transmission,
+        alpha=alpha,
+        uncertainty=unc,
+        enhancement=enh,
+        background=valid & ~exclusion,
+        exclusion=exclusion,
+        template=template,
+        n_bands=int(np.shape(values)[-1]),
+        pixel_size=pixel_size,
+        folds=folds,
+        n_injections=n_injections,
+        seed=seed,
     )
 
 

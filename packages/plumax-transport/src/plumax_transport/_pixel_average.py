@@ -25,6 +25,7 @@ emulators and pipelines written for the point-sampled model run on the averaged 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import equinox as eqx
@@ -110,7 +111,10 @@ class PixelAveraged(AbstractForwardModel):
     the mean of ``factor x factor`` point samples inside the pixel (see the module
     docstring). Any tier whose model has a ``geometry`` field holding a grid geometry
     works (the Gaussian plume and puff today); the model's own settings (terrain,
-    ``strict``, ``check_upwind``, ...) are kept.
+    ``strict``, ``check_upwind``, ...) are kept. A model with a ``crosswind_cell``
+    field (:class:`~plumax_transport.GaussianPlume`) gets the sub-pixel width there, so
+    each sub-sample is its cell's exact crosswind mean rather than a point value (a plume
+    narrower than a sub-pixel then moves smoothly with the source position).
 
     Attributes:
         model: the wrapped model, rebuilt on ``supersample(geometry, factor)``.
@@ -141,7 +145,11 @@ class PixelAveraged(AbstractForwardModel):
             )
         f = _factor(factor)
         fine = supersample(geometry, f)
-        self.model = model if f == 1 else eqx.tree_at(lambda m: m.geometry, model, fine)
+        inner = model if f == 1 else eqx.tree_at(lambda m: m.geometry, model, fine)
+        if f > 1 and hasattr(inner, "crosswind_cell"):  # a model that averages across the wind
+            cell = float(np.mean(np.diff(np.asarray(geometry.y, float)))) / f
+            inner = dataclasses.replace(inner, crosswind_cell=cell)
+        self.model = inner
         self.geometry = geometry
         self.factor = f
         self.average = BlockAverage(f)

@@ -10,9 +10,10 @@ The full Tier IV chain (all composition; the physics is in the libraries):
    matched filter with the plume excluded from the covariance, saturation correction,
    plume mask, IME/CSF quick-look fluxes and an optimal-estimation check;
    :func:`plumax.pipelines.retrieve`), whose map is ``plumax_core.Observations``;
-3. MAP + Laplace and NUTS inversions of the RETRIEVED map (:func:`plumax.pipelines.invert`),
-   Q with the retrieval's gain uncertainty folded in (:func:`add_gain_uncertainty`,
-   ``plumax_rtm.with_gain_error``);
+3. MAP + Laplace and NUTS inversions of the RETRIEVED map (:func:`plumax.pipelines.invert`)
+   with the map's own error model (``plumax_rtm.RetrievalErrorModel``: out-of-sample
+   sigma, spatial correlation, and the gain and offset as nuisance parameters with
+   priors measured on the scene; :meth:`plumax.pipelines.Retrieval.inversion_model`);
 4. ``report.html`` (figures embedded as base64 PNG), ``scene.nc`` (radiance cube + truth),
    ``retrieved.nc`` (an invertible column scene), ``summary.json``, the posteriors as
    JSON and an artifact registry with their lineage.
@@ -36,9 +37,8 @@ import jax.random as jr
 import numpy as np
 from matplotlib.figure import Figure
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from scipy import stats
 
-from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole, pin, units
+from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole, units
 
 from . import pipelines as pl
 from ._outputs import StagedFolder, atomic_write, write_json
@@ -86,23 +86,18 @@ def _scene_figure(sc, ret) -> str:
 
 
 def _marginals_figure(laplace, nuts, truth: dict[str, float]) -> str:
-    spec = nuts.posterior.param_spec
-    draws = spec.from_unconstrained(nuts.posterior.flat_samples())
+    """The two posteriors the table reports, as histograms of their draws (the
+    Laplace mixture is a sample too), each with its 90% interval, and the truth."""
     fig = Figure(figsize=(10, 3.2))
     axes = fig.subplots(1, 3)
-    mean, std = np.asarray(laplace.posterior.mean), np.asarray(laplace.posterior.std())
-    for i, (name, ax) in enumerate(zip(("Q", "x0", "y0"), axes, strict=True)):
+    for name, ax in zip(("Q", "x0", "y0"), axes, strict=True):
         scale = 1.0 / units.KG_H if name == "Q" else 1.0
-        d = np.asarray(draws[name]) * scale
-        ax.hist(d, bins=40, density=True, color="0.75", label="NUTS")
-        grid = np.linspace(d.min(), d.max(), 200)
-        if name == "Q":  # Laplace is Gaussian in log Q (kg/s)
-            dens = stats.norm.pdf(np.log(grid / scale), mean[i], std[i]) / grid
-        else:
-            dens = stats.norm.pdf(grid, mean[i], std[i])
-        ax.plot(grid, dens, "C0", label="MAP + Laplace")
-        s = nuts.summary[name]
-        ax.axvspan(s["lo"], s["hi"], color="C1", alpha=0.15, label="NUTS 90%")
+        for label, inv, color in (("MAP + Laplace", laplace, "C0"), ("NUTS", nuts, "C1")):
+            spec = inv.posterior.param_spec
+            d = np.asarray(spec.from_unconstrained(inv.posterior.flat_samples())[name]) * scale
+            ax.hist(d, bins=40, density=True, histtype="step", color=color, label=label)
+            s = inv.summary[name]
+            ax.axvspan(s["lo"], s["hi"], color=color, alpha=0.12, label=f"{label} 90%")
         ax.axvline(truth[name], color="k", ls="--", label="truth")
         unit = "kg/h" if name == "Q" else "m"
         ax.set(xlabel=f"{name} ({unit})", yticks=[])
@@ -129,8 +124,7 @@ def _flux_row(name: str, f: dict[str, Any] | None, truth: float) -> str:
 def _report(path: Path, sc, ret, laplace, nuts, qsum, truth, timings, seed, fast) -> None:
     rows = ["<tr><th colspan=6>Q, kg/h</th></tr>"]
     for label, key in (("MAP + Laplace", "laplace"), ("NUTS", "nuts")):
-        rows.append(_row(f"{label} (with retrieval gain)", qsum[key]["Q"], truth["Q"]))
-        rows.append(_row(f"{label} (plume posterior only)", qsum[key]["Q_posterior"], truth["Q"]))
+        rows.append(_row(label, qsum[key]["Q"], truth["Q"]))
     rs = ret.summary()
     rows.append(_flux_row("IME quick-look (±1.645σ)", rs["IME"], truth["Q"]))
     rows.append(_flux_row("CSF quick-look (±1.645σ)", rs["CSF"], truth["Q"]))
@@ -140,6 +134,7 @@ def _report(path: Path, sc, ret, laplace, nuts, qsum, truth, timings, seed, fast
     steps = "".join(f"<li>{html.escape(k)}: {v:.1f} s</li>" for k, v in timings.items())
     met = ", ".join(f"{k.removeprefix('met_')}={v}" for k, v in met_attrs(sc.met).items())
     y_size, x_size = sc.radiance.shape[:2]
+    em = rs["error_model"]
     oe = rs["OE"]
     oe_txt = (
         "not run"
@@ -157,10 +152,13 @@ operator (<code>plumax_core.compose</code>): {len(sc.wavelengths)} {sc.instrumen
 {sc.wavelengths[0]:.0f}-{sc.wavelengths[-1]:.0f} nm, mag1c-derived CH4 absorption, albedo
 0.25 ± 0.08 per pixel, SNR {sc.snr:g}. Retrieved enhancement: albedo-corrected classic matched
 filter with a dilated first-pass plume mask excluded from the covariance, desaturated through the
-Beer-Lambert saturation curve (optimal-estimation check: {oe_txt}). The retrieved map
-(per-pixel σ × empirical off-plume residual scale {ret.result.residual_scale:.2f}) is inverted for
-Q, x0, y0 with vardax-lite (MAP + Laplace, NUTS). Q folds in a ±{100 * qsum["gain_std"]:.0f}%
-(1σ) matched-filter gain uncertainty (plumax-rtm validates the slope within 1 ± 0.1).</p>
+Beer-Lambert saturation curve (optimal-estimation check: {oe_txt}). The map's error model,
+measured on this scene: out-of-sample variance factor {em["variance_factor"]:.2f}
+(cross-validated), correlation length {em["correlation_length_m"]:.0f} m, common offset
+1σ {em["offset_std_ppm_m"]:.1f} ppm m, gain 1σ {100 * em["gain_log_std"]:.1f}% (plume
+injections). The map is inverted for Q, x0, y0 with the gain and offset as nuisance
+parameters (vardax-lite MAP + Laplace, NUTS); the table and the figure show the same
+posteriors.</p>
 <p>seed {seed}{" (fast)" if fast else ""}; {x_size}x{y_size} pixels of
 {sc.pixel_size:g} m; mean retrieval σ {rs["mean_uncertainty_ppm_m"]:.0f} ppm m; plume mask
 {rs["mask_pixels"]} px; {html.escape(met)}.</p>
@@ -186,8 +184,7 @@ def run_demo(out: str | Path, *, seed: int = 0, fast: bool = False, console=None
     Returns:
         ``{"laplace": summary, "nuts": summary, "retrieval": {...}, "truth": {...},
         "report": path, "wall_s": seconds, "timings": {step: seconds}}`` (Q in kg/h;
-        ``summary["Q"]`` includes the retrieval gain error, ``summary["Q_posterior"]``
-        is the plume-model posterior alone).
+        every summary marginalises the retrieval's gain and offset nuisances).
 
     Raises:
         plumax._outputs.OutputFolderError: ``out`` holds anything but a previous run's
@@ -211,7 +208,7 @@ def _run_demo(out: Path, final: Path, *, seed: int, fast: bool, console) -> dict
     nuts_budget = (200, 200) if fast else (400, 400)
     truth = {"Q": DEMO_TRUTH["q_kgh"], "x0": DEMO_TRUTH["x0"], "y0": DEMO_TRUTH["y0"]}
     key_surface, key_noise = pl.radiance_keys(seed)
-    key_nuts, key_gain = jr.split(jr.key(seed), 4)[2:]
+    key_nuts = jr.split(jr.key(seed), 4)[2]
     timings: dict[str, float] = {}
     steps = [
         "simulate the EMIT-like overpass",
@@ -257,8 +254,13 @@ def _run_demo(out: Path, final: Path, *, seed: int, fast: bool, console) -> dict
             out / "retrieved.nc", lambda tmp: retrieved_ds.to_netcdf(tmp, format="NETCDF4")
         )
         obs = ret.observations()
-        model = pin(sc.transport, H=DEMO_TRUTH["height"])
-        laplace = step(2, lambda: pl.invert(obs, sc.met, model, method="laplace"))
+        model, stds = ret.inversion_model()
+        laplace = step(
+            2,
+            lambda: pl.invert(
+                obs, sc.met, model, method="laplace", nuisance_std=stds, start=ret.starts()
+            ),
+        )
         nuts = step(
             3,
             lambda: pl.invert(
@@ -269,11 +271,12 @@ def _run_demo(out: Path, final: Path, *, seed: int, fast: bool, console) -> dict
                 key=key_nuts,
                 num_warmup=nuts_budget[0],
                 num_samples=nuts_budget[1],
+                nuisance_std=stds,
             ),
         )
-        qsum = {"gain_std": pl.RETRIEVAL_GAIN_STD}
-        for name, inv, k in (("laplace", laplace, 0), ("nuts", nuts, 1)):
-            s = pl.add_gain_uncertainty(inv.summary, inv.posterior, key=jr.fold_in(key_gain, k))
+        qsum = {}
+        for name, inv in (("laplace", laplace), ("nuts", nuts)):
+            s = dict(inv.summary)
             s["truth"] = {"Q_kgh": truth["Q"], "x0": truth["x0"], "y0": truth["y0"]}
             qsum[name] = s
         report = out / "report.html"

@@ -16,9 +16,9 @@ Orchestration and file I/O only; every number comes from a library:
   :class:`Retrieval`, whose :meth:`Retrieval.observations` feeds
   :func:`plumax.pipelines.invert` and :meth:`Retrieval.scene_dataset` writes a column
   scene for ``plumax invert``;
-* :func:`add_gain_uncertainty` — the retrieval's gain error
-  (``plumax_rtm.with_gain_error``, ``RETRIEVAL_GAIN_STD``) folded into an inversion
-  summary's ``Q`` (kg/h).
+* :meth:`Retrieval.inversion_model` — the pinned transport with the nuisance
+  parameters of the map's error model (gain, offset) and of the met's wind uncertainty
+  (:func:`plumax._nuisance.add_nuisances`), and their prior 1-sigmas.
 """
 
 import dataclasses
@@ -32,11 +32,11 @@ import xarray as xr
 from jaxtyping import PRNGKeyArray
 
 import plumax_rtm as pr
-from plumax_core import MetField, Observations, compose, units
+from plumax_core import MetField, Observations, compose, pin, units
 from plumax_core.validation import check_coordinate, check_emission_rate, check_wind_speed
-from plumax_rtm import RETRIEVAL_GAIN_STD
 from plumax_transport import ColumnImage
 
+from ._nuisance import WIND_ATTRS, add_nuisances, map_starts, read_wind_uncertainty
 from ._scene import (
     default_geometry,
     pixel_averaged_plume,
@@ -47,10 +47,8 @@ from ._scene import (
 
 __all__ = [
     "RADIANCE_UNITS",
-    "RETRIEVAL_GAIN_STD",
     "RadianceScene",
     "Retrieval",
-    "add_gain_uncertainty",
     "read_radiance_scene",
     "retrieve",
     "radiance_keys",
@@ -84,6 +82,8 @@ class RadianceScene:
         instrument: band-set name; snr: the noise model's SNR (NaN when unknown).
         sza_deg: solar zenith angle, degrees.
         rtm_range: ``(min, max)`` nm of the fine spectral grid of ``rtm``.
+        wind_uncertainty: ``(wind_speed_log_std, wind_direction_std)`` of ``met`` (the
+            met source's 1-sigma errors; ``(0, 0)``: exact).
     """
 
     radiance: Observations
@@ -102,6 +102,7 @@ class RadianceScene:
     snr: float
     sza_deg: float
     rtm_range: tuple[float, float]
+    wind_uncertainty: tuple[float, float] = (0.0, 0.0)
 
     @property
     def wavelengths(self) -> np.ndarray:
@@ -128,6 +129,7 @@ class RadianceScene:
                 instrument="unknown",
             )
         extra: dict[str, Any] = {} if self.column is None else {"noise_free": 1}
+        extra.update(zip(WIND_ATTRS, map(float, self.wind_uncertainty), strict=True))
         if self.supersample is not None:
             extra["supersample"] = int(self.supersample)
         return scene_dataset(
@@ -215,6 +217,9 @@ def simulate_radiance(
     supersample: int = 4,
     key_surface: PRNGKeyArray,
     key_noise: PRNGKeyArray,
+    wind_speed_log_std: float = 0.0,
+    wind_direction_std: float = 0.0,
+    key_met: PRNGKeyArray | None = None,
 ) -> RadianceScene:
     """Simulate a radiance overpass of a Gaussian-plume point source (Tier IV).
 
@@ -227,6 +232,13 @@ def simulate_radiance(
     ``plumax_rtm.simulate_radiance_cube``. Surface: ``plumax_rtm.GaussianAlbedo(
     albedo_mean, albedo_std)`` clipped at 0.05 (``key_surface``); noise:
     ``NoiseModel(snr=snr)`` (``key_noise``). Deterministic given the keys.
+
+    Met error: the plume blows with ``wind_speed`` and ``wind_dir``; the scene's ``met``
+    (what an inversion is told) is that wind seen through the met source's error,
+    ``speed · exp(wind_speed_log_std · ε₁)`` and ``dir + wind_direction_std · ε₂``
+    (``ε ~ N(0, 1)`` from ``key_met``), and carries the two 1-sigmas as
+    ``wind_uncertainty``; the truth then records the true wind. With both at 0 (the
+    default) the met is exact and ``key_met`` is not used.
 
     Raises:
         ValueError: ``q_kgh <= 0``, a wind speed outside core's rule, ``snr <= 0``, a
@@ -246,6 +258,23 @@ def simulate_radiance(
     met = MetField.uniform(
         float(wind_speed), float(wind_dir), stability=stability, pblh=pblh, source="synthetic"
     )
+    wind_stds = (float(wind_speed_log_std), float(wind_direction_std))
+    ws, wd = wind_stds
+    add_nuisances(transport, wind_speed_log_std=ws, wind_direction_std=wd)  # checks them
+    reported = met
+    truth: dict[str, float] = {"Q_kgh": q_kgh, "x0": x0, "y0": y0}
+    if ws > 0 or wd > 0:
+        if key_met is None:
+            raise ValueError("`key_met` is needed to draw the met error (a std > 0 was given)")
+        e = np.asarray(jr.normal(key_met, (2,)), np.float64)
+        reported = MetField.uniform(
+            float(wind_speed) * math.exp(ws * e[0]),
+            (float(wind_dir) + wd * e[1]) % 360.0,
+            stability=stability,
+            pblh=pblh,
+            source="synthetic (with met error)",
+        )
+        truth.update(wind_speed=float(wind_speed), wind_direction=float(wind_dir))
     params = {
         "Q": jnp.asarray(units.kg_h_to_kg_s(q_kgh)),
         "x0": jnp.asarray(float(x0)),
@@ -274,15 +303,16 @@ def simulate_radiance(
         srf=srf,
         model=compose(transport, op),
         transport=transport,
-        met=met,
+        met=reported,
         source_height=float(height),
         terrain=terrain,
         supersample=int(supersample),
-        truth={"Q_kgh": q_kgh, "x0": x0, "y0": y0},
+        truth=truth,
         instrument=instrument,
         snr=float(snr),
         sza_deg=float(sza_deg),
         rtm_range=(float(rtm.wavelength[0]), float(rtm.wavelength[-1])),
+        wind_uncertainty=wind_stds,
     )
 
 
@@ -310,10 +340,23 @@ class Retrieval:
         ``plumax invert`` reads."""
 
         sc = self.scene
-        extra: dict[str, Any] = {"retrieval_residual_scale": float(self.result.residual_scale)}
+        r = self.result
+        extra: dict[str, Any] = {"retrieval_residual_scale": float(r.residual_scale)}
+        extra.update(r.error_model.to_attrs())
+        extra.update(self.start_attrs())
+        extra.update(zip(WIND_ATTRS, map(float, sc.wind_uncertainty), strict=True))
         if sc.supersample is not None:
             extra["supersample"] = int(sc.supersample)
-        obs = self.observations()
+        dtype = jnp.result_type(float)
+        obs = Observations(  # per-pixel sigma on file; the correlation is an attribute
+            jnp.asarray(np.where(r.valid, r.enhancement, 0.0), dtype),
+            kind="column_ppm_m",
+            sigma=jnp.asarray(np.where(r.valid, r.sigma, 1.0), dtype),
+            mask=jnp.asarray(r.valid),
+            dims=("y", "x"),
+            coords={"y": r.y, "x": r.x},
+            instrument="matched-filter retrieval",
+        )
         ds = scene_dataset(
             obs,
             sc.met,
@@ -325,6 +368,45 @@ class Retrieval:
         )
         ds.attrs["title"] = "plumax retrieved column enhancement"
         return ds
+
+    def inversion_model(self):
+        """``(model, nuisance_std)``: the pixel-averaged plume with ``H`` pinned at the
+        known release height, plus the nuisance parameters of the map's error model
+        (``log_gain``, ``offset``) and of the met's wind uncertainty, with their prior
+        1-sigmas (:func:`plumax._nuisance.add_nuisances`); what ``plumax invert`` builds
+        from the retrieved file."""
+        sc = self.scene
+        ws, wd = sc.wind_uncertainty
+        return add_nuisances(
+            pin(sc.transport, H=sc.source_height),
+            error_model=self.result.error_model,
+            wind_speed_log_std=ws,
+            wind_direction_std=wd,
+        )
+
+    def start_attrs(self) -> dict[str, float]:
+        """The MAP starts' file attributes (:data:`plumax._nuisance.START_ATTRS`): the
+        pixel size, and the most upwind plume pixel and IME flux when there is a plume."""
+        r = self.result
+        out = {"pixel_size": float(r.pixel_size)}
+        if r.source_pixel is not None:
+            iy, ix = r.source_pixel
+            out["retrieval_source_x"] = float(np.asarray(r.x)[ix])
+            out["retrieval_source_y"] = float(np.asarray(r.y)[iy])
+        if r.ime is not None and r.ime.rate > 0:
+            out["retrieval_ime_kg_s"] = float(r.ime.rate)
+        return out
+
+    def starts(self) -> list[dict[str, float]]:
+        """Starts for the MAP search (:func:`plumax._nuisance.map_starts`: around the
+        most upwind plume pixel with the IME flux, and a grid around the origin)."""
+        a = self.start_attrs()
+        source = (
+            (a["retrieval_source_x"], a["retrieval_source_y"])
+            if "retrieval_source_x" in a
+            else None
+        )
+        return map_starts(source, a["pixel_size"], a.get("retrieval_ime_kg_s"))
 
     def summary(self) -> dict[str, Any]:
         """``result.summary()`` with the quick-look fluxes in kg/h, plus ``"warnings"``
@@ -534,43 +616,5 @@ def read_radiance_scene(ds) -> RadianceScene:
         snr=float(a.get("snr", np.nan)),
         sza_deg=sza,
         rtm_range=(lo, hi),
+        wind_uncertainty=read_wind_uncertainty(a),
     )
-
-
-def add_gain_uncertainty(
-    summary: dict[str, Any],
-    posterior,
-    *,
-    gain_std: float = RETRIEVAL_GAIN_STD,
-    key: PRNGKeyArray | None = None,
-    n: int = 4000,
-) -> dict[str, Any]:
-    """A copy of an inversion summary whose ``Q`` folds in the retrieval's gain error.
-
-    Draws of ``Q`` (the NUTS samples, or ``n`` Laplace draws from the first half of
-    ``key``), in kg/h, through ``plumax_rtm.with_gain_error`` (``Q · exp(gain_std ·
-    ε)``, the second half of ``key``); the plume-only posterior stays as
-    ``Q_posterior``. ``key`` defaults to ``jax.random.key(0)``.
-    """
-    level = float(summary["level"])
-    spec = posterior.param_spec
-    key = jr.key(0) if key is None else key
-    k1, k2 = jr.split(key)
-    if posterior.samples is not None:
-        q = np.asarray(spec.from_unconstrained(posterior.flat_samples())["Q"], np.float64)
-    else:
-        q = np.asarray(posterior.sample_params(k1, n)["Q"], np.float64)
-    q = pr.with_gain_error(units.kg_s_to_kg_h(q), key=k2, gain_std=gain_std)
-    tail = 100 * (1 - level) / 2
-    out = dict(summary)
-    out["Q_posterior"] = summary["Q"]
-    out["Q"] = {
-        "units": "kg/h",
-        "median": float(np.median(q)),
-        "mean": float(q.mean()),
-        "std": float(q.std(ddof=1)),
-        "lo": float(np.percentile(q, tail)),
-        "hi": float(np.percentile(q, 100 - tail)),
-        "gain_std": float(gain_std),
-    }
-    return out

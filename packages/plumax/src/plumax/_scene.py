@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+import plumax_rtm as pr
 from plumax_core import MET_ATTR_UNITS, MetField, Observations, pin
 from plumax_transport import ColumnImage, GaussianPlume, PixelAveraged, PointReceptors
 
 # the output writers live in `_outputs` (standard library only); re-exported here
+from ._nuisance import add_nuisances, read_starts, read_wind_uncertainty
 from ._outputs import atomic_write as atomic_write, write_json as write_json
 
 __all__ = [
@@ -58,12 +60,19 @@ class Scene:
         met: steady uniform met.
         model: the transport model that produced (or explains) them, ``H`` pinned.
         truth: ``{"Q_kgh", "x0", "y0"}`` for synthetic scenes, else None.
+        nuisance_std: the prior 1-sigma of each nuisance parameter ``model`` carries
+            (:func:`plumax._nuisance.add_nuisances`: wind, retrieval gain and offset),
+            empty when it has none.
+        starts: MAP starts recorded by a retrieval (:func:`plumax._nuisance.read_starts`),
+            else empty.
     """
 
     observations: Observations
     met: MetField
     model: Any
     truth: dict[str, float] | None
+    nuisance_std: dict[str, float] = dataclasses.field(default_factory=dict)
+    starts: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
 def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
@@ -132,6 +141,9 @@ def scene_dataset(
         attrs["true_emission_rate_kg_h"] = float(truth["Q_kgh"])
         attrs["true_x0"] = float(truth["x0"])
         attrs["true_y0"] = float(truth["y0"])
+        for k in ("wind_speed", "wind_direction"):
+            if k in truth:  # the true wind, when the met attributes carry an error
+                attrs[f"true_{k}"] = float(truth[k])
     attrs.update(extra_attrs or {})
     ds.attrs.update(attrs)
     return ds
@@ -206,7 +218,20 @@ def read_scene(ds) -> Scene:
     else:
         plume = GaussianPlume(geometry, terrain=terrain, check_upwind=False, strict=False)
     model = pin(plume, H=float(a["source_height"]))
-    return Scene(obs, met, model, read_truth(a))
+    error_model = None
+    if "retrieval_variance_factor" in a:
+        if gname != "column_image":
+            raise ValueError("a retrieval error model needs a column_image scene")
+        error_model = pr.RetrievalErrorModel.from_attrs(
+            a, ds["sigma"].values, float(np.mean(np.diff(ds["x"].values)))
+        )
+        if error_model.correlated and bool(np.all(np.asarray(obs.valid()))):
+            obs = obs.replace(sigma=None, mask=None, noise=error_model.noise_operator())
+    ws, wd = read_wind_uncertainty(a)
+    model, stds = add_nuisances(
+        model, error_model=error_model, wind_speed_log_std=ws, wind_direction_std=wd
+    )
+    return Scene(obs, met, model, read_truth(a), stds, read_starts(a))
 
 
 def read_met(attrs) -> MetField:
@@ -229,4 +254,9 @@ def read_truth(attrs) -> dict[str, float] | None:
         "Q_kgh": float(attrs["true_emission_rate_kg_h"]),
         "x0": float(attrs.get("true_x0", np.nan)),
         "y0": float(attrs.get("true_y0", np.nan)),
+        **{
+            k: float(attrs[f"true_{k}"])
+            for k in ("wind_speed", "wind_direction")
+            if f"true_{k}" in attrs
+        },
     }

@@ -64,6 +64,7 @@ from ._export import (
     GaussianMarkLikelihood as GaussianMarkLikelihood,
 )
 from ._map import MAPResult as MAPResult
+from ._mixture import LaplaceMixture as LaplaceMixture
 from ._nuts import NUTSOracle as NUTSOracle, numpyro_model as numpyro_model
 from ._oi import OptimalInterpolation as OptimalInterpolation
 from ._problem import Problem as Problem
@@ -131,6 +132,7 @@ __all__ = [
     "StrongFourDVar",
     "tarp_coverage",
     "ThreeDVar",
+    "LaplaceMixture",
     "WeakFourDVar",
 ]
 
