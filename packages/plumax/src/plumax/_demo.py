@@ -86,15 +86,20 @@ def _scene_figure(sc, ret) -> str:
 
 
 def _marginals_figure(laplace, nuts, truth: dict[str, float]) -> str:
-    """The two posteriors the table reports, as histograms of their draws (the
-    Laplace mixture is a sample too), each with its 90% interval, and the truth."""
+    """The two posteriors the table reports, as histograms of draws (NUTS's own; the
+    Laplace posterior's, from its Gaussian or mixture), each with its 90% interval,
+    and the truth."""
     fig = Figure(figsize=(10, 3.2))
     axes = fig.subplots(1, 3)
     for name, ax in zip(("Q", "x0", "y0"), axes, strict=True):
         scale = 1.0 / units.KG_H if name == "Q" else 1.0
         for label, inv, color in (("MAP + Laplace", laplace, "C0"), ("NUTS", nuts, "C1")):
-            spec = inv.posterior.param_spec
-            d = np.asarray(spec.from_unconstrained(inv.posterior.flat_samples())[name]) * scale
+            post = inv.posterior
+            if post.samples is not None:  # NUTS, or a Laplace mixture of several modes
+                d = post.param_spec.from_unconstrained(post.flat_samples())[name]
+            else:  # one Laplace mode: draws from its Gaussian
+                d = post.sample_params(jr.key(0), 4000)[name]
+            d = np.asarray(d) * scale
             ax.hist(d, bins=40, density=True, histtype="step", color=color, label=label)
             s = inv.summary[name]
             ax.axvspan(s["lo"], s["hi"], color=color, alpha=0.12, label=f"{label} 90%")
