@@ -185,7 +185,7 @@ def radiance_keys(seed: int) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     The first two of ``jax.random.split(jax.random.key(seed), 4)``: what ``plumax demo
     --seed N`` and ``plumax simulate --radiance --seed N`` pass to
     :func:`simulate_radiance`, so that the two make the same scene (the demo keeps the
-    other two keys for NUTS and the gain draws).
+    third key for NUTS; the fourth is unused).
 
     Raises:
         ValueError: ``seed`` is not an int >= 0.
