@@ -103,3 +103,19 @@ def test_the_chain_is_calibrated_and_an_overconfident_chain_is_not():
     over = calibrate(40, fast=True, seed=0, error_scale=0.5)
     assert not over.passed
     assert not over.checks["Q"]["pass"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--albedo-range", "0.5", "0.1"), "albedo_mean"),
+        (("--snr-range", "0", "300"), "snr"),
+        (("--dir-range", "300", "200"), "wind_dir"),
+        (("--classes", "XYZ"), "classes"),
+    ],
+)
+def test_bad_calibrate_options_are_named_before_any_work(tmp_path, plumax_cli, extra, needle):
+    r = plumax_cli("calibrate", "--n", "10", "--out", "cal", *extra, root=tmp_path)
+    assert r.exit_code != 0
+    assert needle in r.output
+    assert not (tmp_path / "cal").exists()

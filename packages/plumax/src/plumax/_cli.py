@@ -352,7 +352,17 @@ def calibrate(
         1.5,
         8.0,
     ),
+    dir_range: Annotated[
+        tuple[float, float], typer.Option(help="Wind directions (from), degrees.")
+    ] = (255.0, 285.0),
     classes: Annotated[str, typer.Option(help="Pasquill classes drawn, e.g. ABCDEF.")] = "ABCDEF",
+    albedo_range: Annotated[
+        tuple[float, float], typer.Option(help="Scene-mean surface albedo.")
+    ] = (0.15, 0.35),
+    snr_range: Annotated[tuple[float, float], typer.Option(help="Instrument SNR.")] = (
+        200.0,
+        500.0,
+    ),
     wind_speed_error: Annotated[
         float, typer.Option(help="Met source's 1-sigma error of log wind speed.")
     ] = 0.1,
@@ -391,6 +401,9 @@ def calibrate(
         dist = TruthDistribution(
             q_kgh=tuple(q_range),
             wind_speed=tuple(wind_range),
+            wind_dir=tuple(dir_range),
+            albedo_mean=tuple(albedo_range),
+            snr=tuple(snr_range),
             classes=classes,
             wind_speed_log_std=wind_speed_error,
             wind_direction_std=wind_dir_error,
