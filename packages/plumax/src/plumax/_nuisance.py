@@ -121,10 +121,8 @@ def map_starts(
 
 
 def read_starts(attrs) -> list[dict[str, float]]:
-    """:func:`map_starts` from a retrieved scene's attributes (:data:`START_ATTRS`;
-    empty when the file is not a retrieval's)."""
-    if "retrieval_variance_factor" not in attrs:
-        return []
+    """:func:`map_starts` from a retrieval's attributes (:data:`START_ATTRS`; the source
+    and IME entries are absent when no plume was detected)."""
     source = None
     if "retrieval_source_x" in attrs:
         source = (float(attrs["retrieval_source_x"]), float(attrs["retrieval_source_y"]))

@@ -36,7 +36,7 @@ from plumax_core import MetField, Observations, compose, pin, units
 from plumax_core.validation import check_coordinate, check_emission_rate, check_wind_speed
 from plumax_transport import ColumnImage
 
-from ._nuisance import WIND_ATTRS, add_nuisances, map_starts, read_wind_uncertainty
+from ._nuisance import WIND_ATTRS, add_nuisances, read_starts, read_wind_uncertainty
 from ._scene import (
     default_geometry,
     pixel_averaged_plume,
@@ -400,13 +400,7 @@ class Retrieval:
     def starts(self) -> list[dict[str, float]]:
         """Starts for the MAP search (:func:`plumax._nuisance.map_starts`: around the
         most upwind plume pixel with the IME flux, and a grid around the origin)."""
-        a = self.start_attrs()
-        source = (
-            (a["retrieval_source_x"], a["retrieval_source_y"])
-            if "retrieval_source_x" in a
-            else None
-        )
-        return map_starts(source, a["pixel_size"], a.get("retrieval_ime_kg_s"))
+        return read_starts(self.start_attrs())
 
     def summary(self) -> dict[str, Any]:
         """``result.summary()`` with the quick-look fluxes in kg/h, plus ``"warnings"``

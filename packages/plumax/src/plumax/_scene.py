@@ -231,7 +231,8 @@ def read_scene(ds) -> Scene:
     model, stds = add_nuisances(
         model, error_model=error_model, wind_speed_log_std=ws, wind_direction_std=wd
     )
-    return Scene(obs, met, model, read_truth(a), stds, read_starts(a))
+    starts = [] if error_model is None else read_starts(a)  # a retrieval's file only
+    return Scene(obs, met, model, read_truth(a), stds, starts)
 
 
 def read_met(attrs) -> MetField:
