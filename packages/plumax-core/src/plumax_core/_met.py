@@ -25,6 +25,7 @@ from ._validation import (
     as_array,
     as_float_array,
     check_finite,
+    check_length_units,
     check_not_nan,
     check_positive,
     check_wind_speed,
@@ -551,7 +552,11 @@ class MetField(eqx.Module):
 
         Variables may use any subset of the dims ``(time, z, y, x)`` in any order;
         missing dims are inserted with size 1. A ``datetime64`` time coordinate is
-        converted to seconds since 1970-01-01 UTC.
+        converted to seconds since 1970-01-01 UTC. The ``x``/``y``/``z`` coordinates
+        must be in metres (:func:`plumax_core.validation.check_length_units`; a
+        coordinate without a units attribute is read as metres, one in degrees is
+        refused: longitude/latitude go through :class:`plumax_core.LocalFrame` or
+        :meth:`from_era5`).
         """
         import xarray as xr
 
@@ -588,6 +593,7 @@ class MetField(eqx.Module):
             )
         for c in ("z", "y", "x"):
             if c in ds.coords:
+                check_length_units(f"ds[{c!r}]", ds[c].attrs.get("units"), default="m")
                 kwargs[c] = ds[c].values
         return cls(
             kwargs.pop("u"),

@@ -289,6 +289,47 @@ def check_coordinate(name: str, x: Any, *, evenly_spaced: bool = False) -> None:
             )
 
 
+#: Unit strings of a length in metres (CF/UDUNITS spellings).
+METRE_UNITS = ("m", "metre", "meter", "metres", "meters")
+_ANGLE_UNITS = (
+    "degree",
+    "degrees",
+    "degrees_north",
+    "degrees_east",
+    "degree_north",
+    "degree_east",
+    "degree_n",
+    "degree_e",
+    "degrees_n",
+    "degrees_e",
+    "deg",
+    "rad",
+)
+
+
+def check_length_units(name: str, units: Any, *, default: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``units`` (a CF ``units`` attribute) is metres.
+
+    The one rule for a coordinate that must be a distance: an angle (``degrees_north``,
+    ``degrees_east``, ``degree`` ...) is refused with a message that points to
+    :class:`plumax_core.LocalFrame` (degrees are never taken for metres); any other
+    unit is refused too. ``units=None`` (no attribute) passes only when ``default`` is
+    given (the caller documents that a unitless coordinate is read as ``default``).
+    """
+    if units is None:
+        if default is not None:
+            return
+        raise ValueError(f"`{name}` has no units attribute; expected metres ('m')")
+    u = str(units).strip()
+    if u.lower() in _ANGLE_UNITS:
+        raise ValueError(
+            f"`{name}` is in {u!r} (an angle), not metres: convert longitude/latitude to a "
+            "local frame first (plumax_core.LocalFrame.to_xy)"
+        )
+    if u not in METRE_UNITS:
+        raise ValueError(f"`{name}` has units {u!r}; expected metres ('m')")
+
+
 #: Covariance operators up to this size are materialised and checked in full
 #: (symmetry and a Cholesky factorisation); larger ones are probed (see
 #: :func:`check_covariance`).

@@ -17,6 +17,7 @@ from ._errors import (
 from ._validation import (
     DENSE_CHECK_MAX as DENSE_CHECK_MAX,
     MAX_WIND_SPEED as MAX_WIND_SPEED,
+    METRE_UNITS as METRE_UNITS,
     MIN_WIND_SPEED as MIN_WIND_SPEED,
     as_array as as_array,
     as_finite_float_array as as_finite_float_array,
@@ -25,6 +26,7 @@ from ._validation import (
     check_covariance as check_covariance,
     check_emission_rate as check_emission_rate,
     check_finite as check_finite,
+    check_length_units as check_length_units,
     check_ndim as check_ndim,
     check_not_nan as check_not_nan,
     check_positive as check_positive,
