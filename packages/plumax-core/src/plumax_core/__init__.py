@@ -18,6 +18,10 @@ from . import (
     units as units,
     validation as validation,
 )
+from ._averaging_kernel import (
+    AveragingKernelOperator as AveragingKernelOperator,
+    regrid_matrix as regrid_matrix,
+)
 from ._bank import SimulationBank as SimulationBank
 from ._bank_cache import CorruptedShardWarning as CorruptedShardWarning
 from ._bank_simulate import simulate_bank as simulate_bank
@@ -74,6 +78,7 @@ from ._met import (
     stability_index as stability_index,
     wind_components as wind_components,
 )
+from ._met_sources import default_wind_uncertainty as default_wind_uncertainty
 from ._noise import (
     AbstractNoiseModel as AbstractNoiseModel,
     GaussianNoise as GaussianNoise,
@@ -89,6 +94,11 @@ from ._offset import OffsetForwardModel as OffsetForwardModel, with_offset as wi
 from ._params import Param as Param, ParamSpec as ParamSpec
 from ._pin import PinnedForwardModel as PinnedForwardModel, pin as pin
 from ._posterior import Posterior as Posterior
+from ._posterior_tree import (
+    POSTERIOR_SCHEMA as POSTERIOR_SCHEMA,
+    posterior_from_datatree as posterior_from_datatree,
+    posterior_to_datatree as posterior_to_datatree,
+)
 from ._prior import (
     AbstractPrior as AbstractPrior,
     GaussianPrior as GaussianPrior,
@@ -136,6 +146,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactRecord",
     "ArtifactRegistry",
+    "AveragingKernelOperator",
     "BlockAverage",
     "ComposedForwardModel",
     "CorruptedShardWarning",
@@ -164,6 +175,7 @@ __all__ = [
     "Observations",
     "OffsetForwardModel",
     "OracleStrength",
+    "POSTERIOR_SCHEMA",
     "Param",
     "ParamSpec",
     "PinnedForwardModel",
@@ -186,6 +198,7 @@ __all__ = [
     "autodiff_linearization",
     "clean_errors",
     "compose",
+    "default_wind_uncertainty",
     "deserialise",
     "filter_jit",
     "forward_flat",
@@ -199,7 +212,10 @@ __all__ = [
     "make_provenance",
     "package_versions",
     "pin",
+    "posterior_from_datatree",
+    "posterior_to_datatree",
     "register_observation_kind",
+    "regrid_matrix",
     "seconds_since_epoch",
     "serialise",
     "simulate_bank",

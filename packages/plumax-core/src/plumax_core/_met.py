@@ -343,6 +343,128 @@ class MetField(eqx.Module):
             kwargs["pblh"] = r4(pblh) if pblh.ndim == 1 else pblh
         return cls(r4(u), r4(v), time=time, stability_class=stability, **kwargs)
 
+    @classmethod
+    def from_era5(
+        cls,
+        single_levels: Any,
+        pressure_levels: Any = None,
+        *,
+        lon: float,
+        lat: float,
+        time: Any,
+        frame: Any = None,
+        height: float = 10.0,
+        x: Any = None,
+        y: Any = None,
+        stability: int | str | None = None,
+        z0: float | None = None,
+        number: int | None = None,
+    ) -> MetField:
+        """Steady met at a scene from ERA5 NetCDF files (new or old CDS layout).
+
+        Reads the ERA5 short names and checks their units (``u10``, ``v10``, ``t2m``,
+        ``sp``, ``blh``; optional ``zust``, ``ishf``, ``fsr``, ``tcc``, ``ssrd``; on
+        pressure levels ``u``, ``v``, ``t``), interpolates bilinearly in lon/lat and
+        linearly in time (no extrapolation), takes the wind to ``height`` with a
+        Monin-Obukhov (Businger-Dyer) or neutral log profile (or from pressure levels
+        above 100 m), and derives the Pasquill class (Golder 1972 from ``zust``/``ishf``,
+        else SRDT/Turner from ``ssrd``/``tcc``). Layout, formulas and sources:
+        :mod:`plumax_core._met_era5` and :mod:`plumax_core._met_profile`.
+
+        Args:
+            single_levels: path or ``xarray.Dataset`` of ERA5 single-level data.
+            pressure_levels: optional path or dataset of ERA5 pressure-level data.
+            lon, lat: scene point, degrees (longitude in -180..360).
+            time: seconds UTC, ``datetime64`` or ISO 8601 string.
+            frame: the :class:`plumax_core.LocalFrame` of ``x``/``y`` (default centred
+                on ``(lon, lat)``); winds are rotated to its grid.
+            height: height of the wind above ground, m.
+            x, y: optional 1-D grid coordinates in m (``(nx,)``, ``(ny,)``): fields
+                ``(1, 1, ny, nx)``; without them every field is a scalar.
+            stability: Pasquill class ('A'-'F' or 0-5) overriding the derived one.
+            z0: roughness length, m; default ERA5 ``fsr`` if present, else 0.1 m.
+            number: ensemble member to read from a file with several.
+
+        Raises:
+            ValueError: a missing variable, wrong units, a point or time outside the
+                file, degrees where metres are expected, or no way to the stability
+                class (naming the variables and the ``stability=`` override).
+        """
+        from ._met_era5 import read_era5
+
+        if stability is not None:
+            stability = stability_index(stability)
+        return cls(
+            **read_era5(
+                single_levels,
+                pressure_levels,
+                lon=lon,
+                lat=lat,
+                time=time,
+                frame=frame,
+                height=height,
+                x=x,
+                y=y,
+                stability=stability,
+                z0=z0,
+                number=number,
+            )
+        )
+
+    @classmethod
+    def from_wrf(
+        cls,
+        wrfout: Any,
+        *,
+        lon: float,
+        lat: float,
+        time: Any,
+        frame: Any = None,
+        height: float = 10.0,
+        x: Any = None,
+        y: Any = None,
+        stability: int | str | None = None,
+        z0: float | None = None,
+    ) -> MetField:
+        """Steady met at a scene from a WRF ``wrfout`` file.
+
+        Same contract as :meth:`from_era5`. Grid-relative winds are de-staggered and
+        turned earth-relative with ``COSALPHA``/``SINALPHA``; the WRF map projection
+        (``MAP_PROJ`` 1, 2 or 3) is rebuilt with pyproj and the scene interpolated
+        bilinearly in grid-index space and linearly in time; the wind at ``height``
+        comes from ``U10``/``V10`` and the surface-layer profile (Obukhov length from
+        ``UST``/``HFX``, roughness ``ZNT``) up to the lowest model level and from the
+        3-D winds in height above ground (``(PH + PHB)/g - HGT``) above it. Layout,
+        formulas and sources: :mod:`plumax_core._met_wrf`.
+
+        Args:
+            wrfout: path or ``xarray.Dataset`` of a wrfout file.
+            lon, lat, time, frame, height, x, y, stability: as :meth:`from_era5`.
+            z0: roughness length, m; default WRF ``ZNT`` if present, else 0.1 m.
+
+        Raises:
+            ValueError: as :meth:`from_era5`, and for an unsupported ``MAP_PROJ`` or
+                projection attributes inconsistent with ``XLAT``/``XLONG``.
+        """
+        from ._met_wrf import read_wrf
+
+        if stability is not None:
+            stability = stability_index(stability)
+        return cls(
+            **read_wrf(
+                wrfout,
+                lon=lon,
+                lat=lat,
+                time=time,
+                frame=frame,
+                height=height,
+                x=x,
+                y=y,
+                stability=stability,
+                z0=z0,
+            )
+        )
+
     # -- derived -----------------------------------------------------------------
 
     @property

@@ -44,6 +44,11 @@ from ._validation import (
 )
 
 __all__ = [
+    "DENSE_CHECK_MAX",
+    "MAX_WIND_SPEED",
+    "METRE_UNITS",
+    "MIN_WIND_SPEED",
+    "InvalidInputError",
     "as_array",
     "as_finite_float_array",
     "as_float_array",
@@ -51,6 +56,7 @@ __all__ = [
     "check_covariance",
     "check_emission_rate",
     "check_finite",
+    "check_length_units",
     "check_ndim",
     "check_not_nan",
     "check_positive",
@@ -61,13 +67,9 @@ __all__ = [
     "check_wind_speed",
     "clean_errors",
     "covariance_error_if",
-    "DENSE_CHECK_MAX",
     "error_if",
     "filter_jit",
-    "InvalidInputError",
     "is_concrete",
-    "MAX_WIND_SPEED",
-    "MIN_WIND_SPEED",
     "positive_error_if",
     "wind_speed_error_if",
     "wind_speed_messages",

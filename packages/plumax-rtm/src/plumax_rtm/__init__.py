@@ -33,6 +33,12 @@ from ._csf_wind import (
     downwind_unit as downwind_unit,
     most_upwind_pixel as most_upwind_pixel,
 )
+from ._emit import EmitGranule as EmitGranule, open_emit_l1b as open_emit_l1b
+from ._emit_write import (
+    EMIT_FILL as EMIT_FILL,
+    OBS_LAYERS as OBS_LAYERS,
+    write_emit_l1b as write_emit_l1b,
+)
 from ._error_model import (
     RetrievalErrorModel as RetrievalErrorModel,
     covariogram as covariogram,
@@ -130,6 +136,7 @@ from ._synthetic import (
     ch4_instrument_model as ch4_instrument_model,
     simulate_radiance_cube as simulate_radiance_cube,
 )
+from ._tropomi import TropomiCH4 as TropomiCH4, read_tropomi_ch4 as read_tropomi_ch4
 
 __all__ = [
     "AbstractAbsorption",
@@ -156,6 +163,8 @@ __all__ = [
     "downwind_unit",
     "effective_wind",
     "EffectiveAbsorption",
+    "EMIT_FILL",
+    "EmitGranule",
     "ENHANCEMENT_BOUNDS",
     "faddeeva",
     "faddeeva_far",
@@ -186,10 +195,12 @@ __all__ = [
     "most_upwind_pixel",
     "NOISE_MARGIN_SIGMA",
     "NoiseModel",
+    "OBS_LAYERS",
     "oe_check_prior",
     "oe_posterior",
     "OECheck",
     "OEResult",
+    "open_emit_l1b",
     "optimal_estimation",
     "partition_ratio",
     "plume_exclusion",
@@ -199,6 +210,7 @@ __all__ = [
     "RadianceOperator",
     "read_hapi_table",
     "read_par",
+    "read_tropomi_ch4",
     "residual_scale",
     "RetrievalErrorModel",
     "covariogram",
@@ -218,7 +230,9 @@ __all__ = [
     "STANDARD_ATMOSPHERES",
     "state_names",
     "target_spectrum",
+    "TropomiCH4",
     "voigt_profile",
+    "write_emit_l1b",
 ]
 
 __version__ = importlib.metadata.version("plumax-rtm")

@@ -13,7 +13,8 @@ def scene_matched_filter(radiance, target, *, ridge: float = 1e-6):
     """Classic matched filter on an ``xarray.DataArray`` with dims ``(y, x, band)``.
 
     Works on dask-backed (chunked in y/x, one chunk in band) or in-memory arrays; returns
-    a lazy (or eager) ``DataArray`` ``(y, x)`` of enhancement in ppm·m with CF attributes.
+    a lazy (or eager) ``DataArray`` ``(y, x)`` of enhancement in ppm·m with CF attributes;
+    coordinates on ``(y, x)`` other than ``y``/``x`` (2-D lat/lon) are carried over.
     Pixels with non-finite radiance are NaN; the count is in ``attrs['n_masked']``.
     """
     import xarray as xr
@@ -30,6 +31,12 @@ def scene_matched_filter(radiance, target, *, ridge: float = 1e-6):
         raise ValueError("`radiance` band coordinate must be strictly ascending")
     if radiance.chunks is not None and len(radiance.chunks[2]) != 1:
         radiance = radiance.chunk({"band": -1})
+    # non-index coordinates (2-D lat/lon, a scalar time of a geolocated grid) are set
+    # aside for the block-wise pass and put back on the (y, x) result
+    carried = {
+        k: c for k, c in radiance.coords.items() if k not in radiance.dims and "band" not in c.dims
+    }
+    radiance = radiance.reset_coords(drop=True)
     x = radiance.astype(np.float64)
     valid = np.isfinite(x).all("band")
     xf = x.where(valid, 0.0)
@@ -65,6 +72,7 @@ def scene_matched_filter(radiance, target, *, ridge: float = 1e-6):
         out = xr.map_blocks(block, radiance, template=template)
     else:
         out = block(radiance)
+    out = out.assign_coords(carried)
     n_masked = int(valid.size - n)
     out.attrs.update(
         {

@@ -188,6 +188,10 @@ def invert(
     out: Annotated[
         Path | None, typer.Option(help="Write the posterior + summary as JSON here.")
     ] = None,
+    netcdf: Annotated[
+        Path | None,
+        typer.Option(help="Write the posterior + summary as NetCDF groups here (ArviZ layout)."),
+    ] = None,
     level: Annotated[float, typer.Option(help="Credible level of the intervals.")] = 0.9,
     seed: Annotated[int, typer.Option(help="Seed for NUTS.")] = 0,
     prior_q_kgh: Annotated[float, typer.Option(help="Prior median of Q, kg/h.")] = 100.0,
@@ -202,7 +206,10 @@ def invert(
 
     Reads `values`, `sigma` (ppm m) and the met attributes; the release height is taken
     as known. The JSON output holds {"summary": ..., "posterior": ...}; the posterior is
-    in the unconstrained space (log Q with Q in kg/s).
+    in the unconstrained space (log Q with Q in kg/s). `--netcdf` writes the same
+    posterior as NetCDF groups (`posterior`: ArviZ draws in physical units when there
+    are draws, `gaussian` otherwise; `summary`; `unconstrained`). A geolocated scene (a
+    `plumax retrieve` of a real granule) also gets the source in longitude/latitude.
 
     Examples:
 
@@ -210,14 +217,16 @@ def invert(
 
       plumax invert scene.nc --out posterior.json --registry ./plumax-runs
 
-      plumax invert scene.nc --method nuts --out posterior-nuts.json
+      plumax invert scene.nc --method nuts --out posterior-nuts.json --netcdf posterior-nuts.nc
     """
+    import json
+
     import jax.random as jr
 
     from plumax_core.validation import check_emission_rate
 
     from . import pipelines as pl
-    from ._outputs import write_json
+    from ._outputs import write_files
     from ._scene import read_scene
 
     if method not in pl.METHODS:
@@ -225,7 +234,9 @@ def invert(
     if not 0 < level < 1:
         raise CLIError(f"--level must be in (0, 1), got {level}")
     check_emission_rate("--prior-q-kgh", prior_q_kgh, units="kg/h")
-    check_outputs(inputs=[obs], files={"--out": out}, folders={"--registry": registry})
+    check_outputs(
+        inputs=[obs], files={"--out": out, "--netcdf": netcdf}, folders={"--registry": registry}
+    )
     scene = read_scene(open_scene(obs))
     prior = pl.plume_prior(
         scene.model.param_spec, q_kgh=prior_q_kgh, nuisance_std=scene.nuisance_std
@@ -242,6 +253,14 @@ def invert(
             num_samples=num_samples,
         )
     _print_summary(inv.summary, f"{obs.name}: {label} posterior")
+    src = inv.summary.get("source")
+    if src is not None:
+        level_pct = int(round(100 * inv.summary["level"]))
+        out_console.print(
+            f"source: lon {src['lon']['median']:.5f} [{src['lon']['lo']:.5f}, "
+            f"{src['lon']['hi']:.5f}], lat {src['lat']['median']:.5f} "
+            f"[{src['lat']['lo']:.5f}, {src['lat']['hi']:.5f}] ({level_pct}% intervals)"
+        )
     print_warnings(inv.summary, what=f"the {label} inversion")
     if registry is not None:
         from plumax_core import ArtifactLineage, ArtifactRegistry, ModelRole
@@ -259,9 +278,16 @@ def invert(
             tags={"method": method, "Q_kgh_median": inv.summary["Q"]["median"]},
         )
         out_console.print(f"stored posterior {h_post[:12]} (scene {h_obs[:12]}) in {registry}")
-    if out is not None:  # last: a JSON file on disk means every output was written
-        write_json(out, inv.to_dict())
-        out_console.print(f"wrote {out}")
+    writers = {}  # last: the files on disk mean every output was written
+    if netcdf is not None:
+        tree = inv.to_datatree()
+        writers[netcdf] = lambda tmp: tree.to_netcdf(tmp, format="NETCDF4")
+    if out is not None:
+        text = json.dumps(inv.to_dict(), indent=1)
+        writers[out] = lambda tmp: tmp.write_text(text, encoding="utf-8")
+    if writers:
+        write_files(writers)  # all written before any is renamed into place
+        out_console.print("wrote " + " and ".join(str(p) for p in writers))
 
 
 @app.command()

@@ -27,6 +27,7 @@ from plumax_core import (
     Observations,
     ParamSpec,
     Posterior,
+    posterior_to_datatree,
     units,
 )
 from plumax_core.validation import check_emission_rate, check_wind_speed
@@ -101,15 +102,49 @@ class Inversion:
             :func:`vardax_lite.inference_diagnostics`), ``"warnings"`` (a sentence per
             failed check; empty when all pass) and, for a synthetic scene, ``"truth"``.
         method: ``"laplace"`` or ``"nuts"``.
+        frame: the scene's :class:`plumax_core.LocalFrame` when it is geolocated (the
+            summary then has ``"source"`` in lon/lat), else None.
     """
 
     posterior: Posterior
     summary: dict[str, Any]
     method: str
+    frame: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable: ``{"summary": ..., "posterior": Posterior.to_dict()}``."""
         return {"summary": self.summary, "posterior": self.posterior.to_dict()}
+
+    def to_datatree(self):
+        """The posterior as NetCDF groups (:func:`plumax_core.posterior_to_datatree`: the
+        ArviZ ``posterior`` group of physical draws when there are draws, else the
+        ``gaussian`` group; the exact ``unconstrained`` state), plus a ``summary`` group:
+        one scalar per summarised quantity (its median, with ``units``, ``mean``,
+        ``std``, ``lo``, ``hi`` and ``level`` as attributes; ``Q`` in kg/h; the source
+        position as ``source_lon``/``source_lat`` when geolocated), and the whole
+        summary as JSON in the root attribute ``summary``. With draws and a frame, the
+        ``posterior`` group also holds ``source_lon``/``source_lat`` draws (degrees)."""
+        import json
+
+        import xarray as xr
+
+        tree = posterior_to_datatree(self.storable_posterior())
+        level = float(self.summary.get("level", 0.9))
+        rows: dict[str, Any] = {}
+        items = [(k, v) for k, v in self.summary.items() if isinstance(v, dict) and "median" in v]
+        items += [(f"source_{k}", v) for k, v in self.summary.get("source", {}).items()]
+        for name, v in items:
+            attrs = {k: v[k] for k in ("units", "mean", "std", "lo", "hi") if k in v}
+            rows[name] = ((), float(v["median"]), {**attrs, "level": level})
+        tree["summary"] = xr.DataTree(xr.Dataset(rows, attrs={"statistic": "median"}))
+        if self.frame is not None and "posterior" in tree.children:
+            post = tree["posterior"].to_dataset()
+            lon, lat = self.frame.to_lonlat(post["x0"].values, post["y0"].values)
+            post["source_lon"] = (("chain", "draw"), lon, {"units": "degrees_east"})
+            post["source_lat"] = (("chain", "draw"), lat, {"units": "degrees_north"})
+            tree["posterior"] = xr.DataTree(post)
+        tree.attrs = {**tree.attrs, "summary": json.dumps(self.summary), "method": self.method}
+        return tree
 
     def storable_posterior(self) -> Posterior:
         """The posterior with a materialised covariance (a matrix-free Laplace operator
@@ -156,10 +191,10 @@ def summarise(
 
 def _as_scene(
     observations, met, model
-) -> tuple[Observations, MetField, AbstractForwardModel, Any, bool, dict[str, float], list]:
-    """``(observations, met, model, truth, from_scene, nuisance_std, starts)``; ``from_scene``
-    when read from a scene (its variables then carry the file's names in error
-    messages)."""
+) -> tuple[Observations, MetField, AbstractForwardModel, Any, bool, dict[str, float], list, Any]:
+    """``(observations, met, model, truth, from_scene, nuisance_std, starts, frame)``;
+    ``from_scene`` when read from a scene (its variables then carry the file's names in
+    error messages); ``frame`` the scene's local frame when it is geolocated."""
     truth = None
     stds: dict[str, float] = {}
     starts: list[dict[str, float]] = []
@@ -176,7 +211,8 @@ def _as_scene(
             model, stds, starts = scene.model, dict(scene.nuisance_std), list(scene.starts)
     if met is None or model is None:
         raise ValueError("pass `met` and `model` with bare Observations (or pass a scene Dataset)")
-    return observations, met, model, truth, scene is not None, stds, starts
+    frame = None if scene is None else scene.frame
+    return observations, met, model, truth, scene is not None, stds, starts, frame
 
 
 def check_inputs(observations: Observations, met: MetField, *, from_scene: bool = False) -> None:
@@ -300,7 +336,9 @@ def invert(
 
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
-    obs, met, model, truth, from_scene, stds, scene_starts = _as_scene(observations, met, model)
+    obs, met, model, truth, from_scene, stds, scene_starts, frame = _as_scene(
+        observations, met, model
+    )
     start = scene_starts if start is None and scene_starts else start
     check_inputs(obs, met, from_scene=from_scene)
     stds.update(nuisance_std or {})
@@ -335,6 +373,26 @@ def invert(
     diagnostics = vx.inference_diagnostics(problem, post, nuisance=tuple(stds))
     summary["diagnostics"] = diagnostics.to_dict()
     summary["warnings"] = list(diagnostics.warnings)
+    if frame is not None:
+        summary["source"] = source_lonlat(post, frame, level=level)
     if truth is not None:
         summary["truth"] = truth
-    return Inversion(post, summary, method)
+    return Inversion(post, summary, method, frame)
+
+
+def source_lonlat(posterior: Posterior, frame, *, level: float = 0.9, n: int = 4000):
+    """The source position of a posterior over ``x0``/``y0`` (m, in ``frame``) in degrees:
+    ``{"lon": {...}, "lat": {...}}``, each with ``median``, ``lo``, ``hi`` (equal-tailed at
+    ``level``) and ``units``, from the posterior's draws (or ``n`` draws from its
+    Gaussian, ``jr.key(0)``) mapped through :meth:`plumax_core.LocalFrame.to_lonlat`."""
+    if posterior.samples is not None:
+        draws = posterior.param_spec.from_unconstrained(posterior.flat_samples())
+    else:
+        draws = posterior.sample_params(jr.key(0), n)
+    lon, lat = frame.to_lonlat(np.asarray(draws["x0"]), np.asarray(draws["y0"]))
+    q = [(1 - level) / 2, 0.5, 1 - (1 - level) / 2]
+    out = {}
+    for name, vals, unit in (("lon", lon, "degrees_east"), ("lat", lat, "degrees_north")):
+        lo, med, hi = np.quantile(vals, q)
+        out[name] = {"units": unit, "median": float(med), "lo": float(lo), "hi": float(hi)}
+    return out

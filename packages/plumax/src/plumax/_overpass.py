@@ -32,7 +32,7 @@ import xarray as xr
 from jaxtyping import PRNGKeyArray
 
 import plumax_rtm as pr
-from plumax_core import MetField, Observations, compose, pin, units
+from plumax_core import LocalFrame, MetField, Observations, compose, pin, units
 from plumax_core.validation import check_coordinate, check_emission_rate, check_wind_speed
 from plumax_transport import ColumnImage
 
@@ -84,6 +84,9 @@ class RadianceScene:
         rtm_range: ``(min, max)`` nm of the fine spectral grid of ``rtm``.
         wind_uncertainty: ``(wind_speed_log_std, wind_direction_std)`` of ``met`` (the
             met source's 1-sigma errors; ``(0, 0)``: exact).
+        frame: the :class:`plumax_core.LocalFrame` of ``x``/``y`` (a real granule, or a
+            geolocated synthetic scene), else None.
+        time: the overpass time, s UTC, else None.
     """
 
     radiance: Observations
@@ -103,6 +106,8 @@ class RadianceScene:
     sza_deg: float
     rtm_range: tuple[float, float]
     wind_uncertainty: tuple[float, float] = (0.0, 0.0)
+    frame: LocalFrame | None = None
+    time: float | None = None
 
     @property
     def wavelengths(self) -> np.ndarray:
@@ -365,7 +370,21 @@ class Retrieval:
             terrain=sc.terrain,
             truth=sc.truth,
             extra_attrs=extra,
+            frame=sc.frame,
+            time=sc.time,
         )
+        ds["plume_mask"] = (
+            ("y", "x"),
+            np.asarray(r.mask, np.int8),
+            {
+                "long_name": "retrieved plume mask (1 = plume pixel)",
+                "flag_values": np.array([0, 1], np.int8),
+                "flag_meanings": "background plume",
+                "threshold_ppm_m": float(r.threshold),
+            },
+        )
+        if sc.frame is not None:
+            ds["plume_mask"].attrs["grid_mapping"] = "crs"
         ds.attrs["title"] = "plumax retrieved column enhancement"
         return ds
 

@@ -27,7 +27,16 @@ from typing import Any
 import numpy as np
 
 import plumax_rtm as pr
-from plumax_core import MET_ATTR_UNITS, MetField, Observations, pin
+from plumax_core import (
+    MET_ATTR_UNITS,
+    LocalFrame,
+    MetField,
+    Observations,
+    add_geolocation,
+    frame_from_dataset,
+    pin,
+    seconds_since_epoch,
+)
 from plumax_transport import ColumnImage, GaussianPlume, PixelAveraged, PointReceptors
 
 # the output writers live in `_outputs` (standard library only); re-exported here
@@ -65,6 +74,9 @@ class Scene:
             empty when it has none.
         starts: MAP starts recorded by a retrieval (:func:`plumax._nuisance.read_starts`),
             else empty.
+        frame: the local frame of ``x``/``y`` (a geolocated scene: a ``crs`` grid
+            mapping), else None.
+        time: the observation time, s UTC (a scene with a ``time`` coordinate), else None.
     """
 
     observations: Observations
@@ -73,6 +85,19 @@ class Scene:
     truth: dict[str, float] | None
     nuisance_std: dict[str, float] = dataclasses.field(default_factory=dict)
     starts: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    frame: LocalFrame | None = None
+    time: float | None = None
+
+    def lonlat(self, x: float, y: float) -> tuple[float, float]:
+        """``(lon, lat)`` in degrees of a position ``(x, y)`` in m of a geolocated scene.
+
+        Raises:
+            ValueError: the scene has no local frame (not geolocated).
+        """
+        if self.frame is None:
+            raise ValueError("the scene is not geolocated (no 'crs' grid mapping)")
+        lon, lat = self.frame.to_lonlat(x, y)
+        return float(lon), float(lat)
 
 
 def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
@@ -111,8 +136,14 @@ def scene_dataset(
     terrain: str,
     truth: dict[str, float] | None = None,
     extra_attrs: dict[str, Any] | None = None,
+    frame: LocalFrame | None = None,
+    time: Any = None,
 ):
-    """The CF ``xarray.Dataset`` of a scene (see the module docstring for the schema)."""
+    """The CF ``xarray.Dataset`` of a scene (see the module docstring for the schema).
+
+    With a ``frame`` (:class:`plumax_core.LocalFrame`) a column image is geolocated
+    (:func:`plumax_core.add_geolocation`: 2-D ``lat``/``lon``, the ``crs`` grid
+    mapping, and the ``time`` coordinate when ``time`` is given)."""
 
     ds = obs.to_xarray()
     if isinstance(geometry, ColumnImage):
@@ -144,8 +175,14 @@ def scene_dataset(
         for k in ("wind_speed", "wind_direction"):
             if k in truth:  # the true wind, when the met attributes carry an error
                 attrs[f"true_{k}"] = float(truth[k])
+    if met.source:
+        attrs["met_source"] = met.source
     attrs.update(extra_attrs or {})
     ds.attrs.update(attrs)
+    if frame is not None:
+        if gname != "column_image":
+            raise ValueError("only a column_image scene can be geolocated by a local frame")
+        ds = add_geolocation(ds, frame, time=time)
     return ds
 
 
@@ -232,7 +269,11 @@ def read_scene(ds) -> Scene:
         model, error_model=error_model, wind_speed_log_std=ws, wind_direction_std=wd
     )
     starts = [] if error_model is None else read_starts(a)  # a retrieval's file only
-    return Scene(obs, met, model, read_truth(a), stds, starts)
+    time = None
+    if "time" in ds.coords and ds["time"].ndim == 0:
+        time = float(seconds_since_epoch(ds["time"].values))
+    frame = frame_from_dataset(ds)
+    return Scene(obs, met, model, read_truth(a), stds, starts, frame, time)
 
 
 def read_met(attrs) -> MetField:
@@ -244,7 +285,7 @@ def read_met(attrs) -> MetField:
             ``met_wind_speed`` that breaks the one wind-speed rule
             (:func:`plumax_core.validation.check_wind_speed`: finite, 0.5-120 m/s).
     """
-    return MetField.from_attrs(attrs, "met_", source="scene-file")
+    return MetField.from_attrs(attrs, "met_", source=str(attrs.get("met_source", "scene-file")))
 
 
 def read_truth(attrs) -> dict[str, float] | None:
