@@ -134,6 +134,7 @@ from ._surface import GaussianAlbedo as GaussianAlbedo
 from ._synthetic import (
     SimulatedRadiance as SimulatedRadiance,
     ch4_instrument_model as ch4_instrument_model,
+    ch4_measured_model as ch4_measured_model,
     simulate_radiance_cube as simulate_radiance_cube,
 )
 from ._tropomi import TropomiCH4 as TropomiCH4, read_tropomi_ch4 as read_tropomi_ch4
@@ -148,6 +149,7 @@ __all__ = [
     "blackbody_solar_irradiance",
     "CARDINAL_TOLERANCE_DEG",
     "ch4_instrument_model",
+    "ch4_measured_model",
     "check_background_pixels",
     "check_enhancement",
     "check_radiance",

@@ -3,6 +3,8 @@
 * :func:`ch4_instrument_model` — the Beer-Lambert model on the shipped mag1c-derived
   effective CH4 absorption (:func:`~plumax_rtm.load_mag1c_table`) and an instrument's
   nominal band set: the pair ``(rtm, srf)`` that simulation and retrieval share;
+* :func:`ch4_measured_model` — the same model with a file's own band centres and
+  widths (the measured spectral response of a real granule) at its sun and view angles;
 * :func:`simulate_radiance_cube` — ``compose(model, RadianceOperator)`` evaluated at
   given parameters (one compiled call) plus one draw of the operator's
   :class:`~plumax_rtm.NoiseModel`: a noisy radiance cube as
@@ -20,6 +22,7 @@ from collections.abc import Mapping
 
 import equinox as eqx
 import jax
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from plumax_core import AbstractForwardModel, MetField, Observations, compose
@@ -29,7 +32,12 @@ from ._forward import BeerLambertRTM
 from ._instruments import SpectralResponse
 from ._operator import RadianceOperator
 
-__all__ = ["SimulatedRadiance", "ch4_instrument_model", "simulate_radiance_cube"]
+__all__ = [
+    "SimulatedRadiance",
+    "ch4_instrument_model",
+    "ch4_measured_model",
+    "simulate_radiance_cube",
+]
 
 
 def ch4_instrument_model(
@@ -69,6 +77,60 @@ def ch4_instrument_model(
             instrument, rtm.wavelength, wl_min=band_range[0], wl_max=band_range[1]
         )
     return rtm, srf
+
+
+def ch4_measured_model(
+    centers,
+    fwhm,
+    wavelength_range: tuple[float, float],
+    *,
+    sza_deg: float,
+    vza_deg: float = 0.0,
+    n_poly: int = 2,
+) -> tuple[BeerLambertRTM, SpectralResponse, np.ndarray]:
+    """The Beer-Lambert CH4 model with a granule's measured band centres and FWHM.
+
+    The fine grid is the shipped mag1c-derived effective absorption over
+    ``wavelength_range`` (nm); the response is Gaussian with the file's own centres and
+    full widths (:meth:`~plumax_rtm.SpectralResponse.gaussian`), for the bands whose
+    centre ± 1 FWHM lies inside the fine grid; the two-way air-mass factor uses the
+    scene's solar and view zenith angles.
+
+    Args:
+        centers, fwhm: ``(m,)`` band centres and full widths at half maximum, nm.
+        wavelength_range: ``(min, max)`` of the fine absorption grid, nm.
+        sza_deg, vza_deg: solar and view zenith angles, degrees, in ``[0, 90)``.
+        n_poly: Legendre reflectance coefficients of the surface model.
+
+    Returns:
+        ``(rtm, srf, bands)``: :class:`~plumax_rtm.BeerLambertRTM`,
+        :class:`~plumax_rtm.SpectralResponse` and the ``(k,)`` indices of the bands used.
+
+    Raises:
+        ValueError: mismatched or non-positive widths, angles outside ``[0, 90)``, or no
+            band inside the fine grid, naming the argument.
+    """
+    c = np.asarray(centers, np.float64)
+    f = np.asarray(fwhm, np.float64)
+    if c.ndim != 1 or f.shape != c.shape:
+        raise ValueError(f"`centers` {c.shape} and `fwhm` {f.shape} must be equal 1-D arrays")
+    if not (np.all(np.isfinite(f)) and np.all(f > 0)):
+        raise ValueError("`fwhm` must be finite and > 0 nm")
+    for name, a in (("sza_deg", sza_deg), ("vza_deg", vza_deg)):
+        if not (np.isfinite(a) and 0.0 <= a < 90.0):
+            raise ValueError(f"`{name}` must be in [0, 90) degrees, got {a}")
+    lo, hi = (float(v) for v in wavelength_range)
+    table = load_mag1c_table().subset(lo, hi)
+    rtm = BeerLambertRTM.from_absorbers(
+        {"CH4": table}, sza_deg=float(sza_deg), vza_deg=float(vza_deg), n_poly=n_poly
+    )
+    wl = np.asarray(rtm.wavelength, np.float64)
+    bands = np.nonzero((c - f >= wl.min()) & (c + f <= wl.max()))[0]
+    if bands.size == 0:
+        raise ValueError(
+            f"no band (centre ± FWHM) lies inside `wavelength_range` {wavelength_range} nm"
+        )
+    return rtm, SpectralResponse.gaussian(wl, c[bands], f[bands]), bands
 
 
 class SimulatedRadiance(eqx.Module):

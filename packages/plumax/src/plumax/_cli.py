@@ -306,14 +306,45 @@ def retrieve(
     oe: Annotated[
         bool, typer.Option(help="Run the optimal-estimation check on plume pixels.")
     ] = True,
+    obs: Annotated[
+        Path | None,
+        typer.Option(help="EMIT L1B OBS file of the granule (SCENE an EMIT L1B RAD file)."),
+    ] = None,
+    met: Annotated[
+        Path | None,
+        typer.Option(help="Met file of a granule: ERA5 single levels (CDS NetCDF) or wrfout."),
+    ] = None,
+    met_pressure_levels: Annotated[
+        Path | None, typer.Option(help="ERA5 pressure-level file beside an ERA5 --met.")
+    ] = None,
+    source_height: Annotated[
+        float, typer.Option(help="Known release height of a granule's source, m.")
+    ] = 5.0,
+    bbox: Annotated[
+        str | None,
+        typer.Option(help="Window of a granule: LON_MIN,LAT_MIN,LON_MAX,LAT_MAX (degrees)."),
+    ] = None,
+    pixel_size: Annotated[
+        float, typer.Option(help="Grid spacing of a granule's local metric grid, m.")
+    ] = 60.0,
+    stability: Annotated[
+        str | None,
+        typer.Option(help="Pasquill class A-F instead of the one the met file implies."),
+    ] = None,
 ):
     """Retrieve methane (ppm m) from a radiance scene: matched filter, plume mask, IME/CSF.
 
-    Reads `radiance` (y, x, band) in uW cm-2 sr-1 nm-1 with band centres in nm, the
-    instrument name, solar zenith angle and the met attributes; runs the two-pass
-    matched filter (plume excluded from the covariance), corrects saturation, masks the
-    plume and estimates quick-look fluxes. Writes a column scene with `values`,
-    per-pixel `sigma` and `mask` that `plumax invert` reads.
+    SCENE is a plumax radiance scene (`radiance` (y, x, band) in uW cm-2 sr-1 nm-1 with
+    band centres in nm, the instrument name, solar zenith angle and the met attributes)
+    or an EMIT L1B radiance granule with `--obs` (its OBS file) and `--met` (ERA5 or
+    WRF): the granule is resampled through its lookup table onto a local metric grid
+    (`--pixel-size`, optionally only the `--bbox` window) and retrieved with its own
+    band centres and widths, at the OBS sun and view angles, with the wind at
+    `--source-height` from the met file. Runs the two-pass matched filter (plume
+    excluded from the covariance), corrects saturation, masks the plume and estimates
+    quick-look fluxes. Writes a column scene with `values`, per-pixel `sigma`, `mask`
+    and `plume_mask` that `plumax invert` reads; a granule's also carries 2-D lat/lon,
+    the CF grid mapping `crs`, the time and the wind used.
 
     Examples:
 
@@ -328,12 +359,26 @@ def retrieve(
 
     if not 0 < false_alarm_rate < 0.5:
         raise CLIError(f"--false-alarm-rate must be in (0, 0.5), got {false_alarm_rate}")
-    check_outputs(inputs=[scene], files={"--out": out, "--summary": summary})
-    sc = pl.read_radiance_scene(open_scene(scene))
+    check_outputs(
+        inputs=[scene, obs, met, met_pressure_levels], files={"--out": out, "--summary": summary}
+    )
+    sc = _read_radiance_input(
+        scene,
+        obs=obs,
+        met=met,
+        met_pressure_levels=met_pressure_levels,
+        source_height=source_height,
+        bbox=bbox,
+        pixel_size=pixel_size,
+        stability=stability,
+    )
     with err_console.status("matched-filter retrieval..."):
         ret = pl.retrieve(sc, false_alarm_rate=false_alarm_rate, optimal_estimation=oe)
         ds = ret.scene_dataset()
         ds.attrs["source_file"] = scene.name
+        for name, path in (("obs_file", obs), ("met_file", met)):
+            if path is not None:
+                ds.attrs[name] = path.name
     info = ret.summary()
     writers = {out: lambda tmp: ds.to_netcdf(tmp, format="NETCDF4")}
     if summary is not None:
@@ -357,6 +402,67 @@ def retrieve(
         )
     print_warnings(info, what="the retrieval")
     out_console.print(f"wrote {out}" + ("" if summary is None else f" and {summary}"))
+
+
+def _read_radiance_input(
+    scene: Path,
+    *,
+    obs: Path | None,
+    met: Path | None,
+    met_pressure_levels: Path | None,
+    source_height: float,
+    bbox: str | None,
+    pixel_size: float,
+    stability: str | None,
+):
+    """The RadianceScene of `plumax retrieve`'s input: a plumax radiance scene file, or
+    an EMIT L1B granule with its OBS and met files (:mod:`plumax._granule`)."""
+    from . import pipelines as pl
+    from ._granule import is_emit_l1b, read_granule
+
+    granule_opts = {
+        "--obs": obs,
+        "--met": met,
+        "--met-pressure-levels": met_pressure_levels,
+        "--bbox": bbox,
+        "--stability": stability,
+    }
+    for opt, path in granule_opts.items():
+        if isinstance(path, Path) and not path.is_file():
+            raise CLIError(f"{opt} file {str(path)!r} does not exist")
+    if not scene.is_file():
+        raise CLIError(f"input file {str(scene)!r} does not exist")
+    if not is_emit_l1b(scene):
+        given = [k for k, v in granule_opts.items() if v is not None]
+        if given:
+            raise CLIError(
+                f"{', '.join(given)} apply to an EMIT L1B granule; {scene.name} is not one "
+                "(no radiance on (downtrack, crosstrack, bands))"
+            )
+        return pl.read_radiance_scene(open_scene(scene))
+    if obs is None or met is None:
+        raise CLIError(
+            f"{scene.name} is an EMIT L1B granule: give its OBS file (--obs) and a met file "
+            "(--met, ERA5 or WRF)"
+        )
+    box = None
+    if bbox is not None:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4:
+            raise CLIError(f"--bbox must be LON_MIN,LAT_MIN,LON_MAX,LAT_MAX, got {bbox!r}")
+    return read_granule(
+        scene,
+        obs,
+        met,
+        met_pressure_levels=met_pressure_levels,
+        source_height=source_height,
+        pixel_size=pixel_size,
+        bbox=box,
+        stability=stability,
+    )
 
 
 app.command()(population)

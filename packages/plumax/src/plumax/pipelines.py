@@ -21,7 +21,11 @@
   with :func:`invert`, its gain and offset errors and the met's wind uncertainty as
   nuisance parameters (:func:`add_nuisances`);
 * :func:`calibrate` — the whole chain over many simulated truths: coverage, interval
-  width against spread, SBC ranks (``plumax calibrate``).
+  width against spread, SBC ranks (``plumax calibrate``);
+* :func:`read_granule` — a real EMIT L1B granule (+ OBS) and an ERA5 or WRF file →
+  :class:`RadianceScene` on a geolocated local grid (``plumax retrieve GRANULE --obs
+  OBS --met MET``); :func:`write_synthetic_granule` writes a small one, with its ERA5
+  file, in the real layouts.
 
 The science lives in the libraries; these functions compose them. Re-exported here for
 the names the docs use: :func:`default_geometry` and :func:`pixel_averaged_plume`
@@ -62,6 +66,8 @@ from ._cycle_learned import AmortizedStage, EmulatorStage
 from ._cycle_oracle import EmulatorInferenceStage, OracleStage, SimulatorStage
 from ._cycle_report import ReportStage
 from ._cycle_tiers import cycle_tier, cycle_tiers, register_cycle_tier, unregister_cycle_tier
+from ._granule import read_emit_scene, read_granule, read_met_file
+from ._granule_synth import SyntheticGranule, write_synthetic_granule
 from ._invert import METHODS, Inversion, check_inputs, invert, plume_prior, summarise
 from ._nuisance import add_nuisances
 from ._overpass import (
@@ -122,6 +128,11 @@ __all__ = [
     "simulate",
     "check_inputs",
     "summarise",
+    "SyntheticGranule",
+    "read_emit_scene",
+    "read_granule",
+    "read_met_file",
+    "write_synthetic_granule",
 ]
 
 
