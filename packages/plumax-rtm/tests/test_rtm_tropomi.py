@@ -1,4 +1,4 @@
-"""`read_tropomi_ch4` on small files written here in the S5P CH4 L2 layout.
+"""`read_tropomi_ch4` on small files written by `write_tropomi_ch4` in the S5P CH4 L2 layout.
 
 The layout written (groups PRODUCT, PRODUCT/SUPPORT_DATA/{GEOLOCATIONS, DETAILED_RESULTS,
 INPUT_DATA}; dimensions time=1, scanline, ground_pixel, corner=4, layer=12, level=13;
@@ -9,7 +9,7 @@ the one read by the HARP S5P L2 ingestion (github.com/stcorp/harp,
 (github.com/geoschem/integrated_methane_inversion, ``read_tropomi``), for the product
 described in the Sentinel-5P Level 2 Product User Manual, Methane, SRON-S5P-LEV2-MA-001.
 Units strings (``"1e-9"``, ``"mol m-2"``) and the ``qa_value`` fill value are assumptions
-of this test, not confirmed against the PUM's tables. The XCH4 reference is the sum over
+of the writer, not confirmed against the PUM's tables. The XCH4 reference is the sum over
 sub-columns of IMI's ``TROPOMI_operator`` (eq. 46 of the ATBD as cited there).
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from plumax_core import AveragingKernelOperator, Observations, gates
-from plumax_rtm import TropomiCH4, read_tropomi_ch4
+from plumax_rtm import TropomiCH4, read_tropomi_ch4, write_tropomi_ch4
 
 netCDF4 = pytest.importorskip("netCDF4")
 
@@ -29,7 +29,7 @@ NSCAN, NGP, NL = 5, 4, 12
 
 
 def _truth(seed=0):
-    """Surface-first truth for a 5 x 4 swath."""
+    """Keyword arguments of `write_tropomi_ch4` for a 5 x 4 swath (layers surface first)."""
     rng = np.random.default_rng(seed)
     lon = np.linspace(10.0, 11.5, NGP)[None, :] + np.linspace(0.0, 0.2, NSCAN)[:, None]
     lat = np.linspace(45.0, 46.0, NSCAN)[:, None] + np.zeros((1, NGP))
@@ -38,103 +38,20 @@ def _truth(seed=0):
     d = (dp / 9.80665 / 0.0289644)[..., None] * rng.uniform(0.97, 1.0, (NSCAN, NGP, NL))
     xa_ppb = np.linspace(1880.0, 1600.0, NL) + rng.normal(0.0, 5.0, (NSCAN, NGP, NL))
     return {
-        "lon": lon,
-        "lat": lat,
-        "ps": ps,
-        "dp": dp,
-        "dry": d,
-        "apriori": xa_ppb * 1e-9 * d,
-        "ak": rng.uniform(0.5, 1.2, (NSCAN, NGP, NL)),
+        "longitude": lon,
+        "latitude": lat,
+        "surface_pressure": ps,
+        "pressure_interval": dp,
+        "dry_air_subcolumns": d,
+        "prior_profile": xa_ppb * 1e-9 * d,
+        "averaging_kernel": rng.uniform(0.5, 1.2, (NSCAN, NGP, NL)),
         "xch4": rng.uniform(1800.0, 1900.0, (NSCAN, NGP)),
-        "xch4_bc": rng.uniform(1800.0, 1900.0, (NSCAN, NGP)),
+        "xch4_bias_corrected": rng.uniform(1800.0, 1900.0, (NSCAN, NGP)),
         "precision": rng.uniform(5.0, 12.0, (NSCAN, NGP)),
-        "qa": np.full((NSCAN, NGP), 1.0),
-        "t0": np.datetime64("2021-07-01T11:20:30.250", "ms"),
+        "qa_value": np.full((NSCAN, NGP), 1.0),
+        "time_start": np.datetime64("2021-07-01T11:20:30.250", "ms"),
+        "orbit": 19280,
     }
-
-
-def _write(path, tr, *, time_utc=True, units=None, qa_scaled=True, drop=()):
-    units = {
-        "xch4": "1e-9",
-        "ps": "Pa",
-        "mol": "mol m-2",
-        "lat": "degrees_north",
-        "lon": "degrees_east",
-        **(units or {}),
-    }
-    with netCDF4.Dataset(path, "w") as ds:
-        ds.Conventions = "CF-1.7"
-        ds.product_name = "S5P_OFFL_L2__CH4____"
-        ds.processor_version = "02.04.00"
-        ds.time_coverage_start = "2021-07-01T11:20:30Z"
-        ds.time_coverage_end = "2021-07-01T12:10:00Z"
-        ds.orbit = np.int32(19280)
-        p = ds.createGroup("PRODUCT")
-        for name, n in (
-            ("time", 1),
-            ("scanline", NSCAN),
-            ("ground_pixel", NGP),
-            ("corner", 4),
-            ("layer", NL),
-            ("level", NL + 1),
-        ):
-            p.createDimension(name, n)
-            p.createVariable(name, "f8" if name == "time" else "i4", (name,))[:] = np.arange(n)
-        ref = np.datetime64("2021-07-01T00:00:00", "ms")
-        p["time"].units = "seconds since 2021-07-01 00:00:00"
-        p["time"][:] = 0.0
-        scan_t = tr["t0"] + np.arange(NSCAN) * np.timedelta64(840, "ms")
-        dt = p.createVariable("delta_time", "i4", ("time", "scanline"))
-        dt.units = "milliseconds since 2021-07-01 00:00:00"
-        dt[:] = ((scan_t - ref) / np.timedelta64(1, "ms")).astype("int32")[None]
-        if time_utc:
-            tu = p.createVariable("time_utc", str, ("time", "scanline"))
-            tu[:] = np.array([[str(t) + "000Z" for t in scan_t]], dtype=object)
-        pix = ("time", "scanline", "ground_pixel")
-
-        def fvar(group, name, dims, data, unit, *, top_first=False):
-            if name in drop:
-                return
-            v = group.createVariable(name, "f4", dims, fill_value=np.float32(FILL))
-            if unit is not None:
-                v.units = unit
-            arr = np.asarray(data, dtype=np.float64)
-            if top_first:
-                arr = arr[..., ::-1]
-            v[:] = np.where(np.isnan(arr), FILL, arr)[None]
-
-        fvar(p, "methane_mixing_ratio", pix, tr["xch4"], units["xch4"])
-        fvar(p, "methane_mixing_ratio_bias_corrected", pix, tr["xch4_bc"], units["xch4"])
-        fvar(p, "methane_mixing_ratio_precision", pix, tr["precision"], units["xch4"])
-        fvar(p, "latitude", pix, tr["lat"], units["lat"])
-        fvar(p, "longitude", pix, tr["lon"], units["lon"])
-        q = p.createVariable("qa_value", "u1", pix, fill_value=np.uint8(255))
-        q.units = "1"
-        if qa_scaled:
-            q.scale_factor = np.float32(0.01)
-            q.add_offset = np.float32(0.0)
-            q[:] = tr["qa"][None]  # netCDF4 packs with the scale factor
-        else:
-            q.set_auto_maskandscale(False)
-            q[:] = np.round(tr["qa"] * 100).astype("u1")[None]
-        sd = p.createGroup("SUPPORT_DATA")
-        geo = sd.createGroup("GEOLOCATIONS")
-        corner = (*pix, "corner")
-        offs = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.05
-        fvar(geo, "latitude_bounds", corner, tr["lat"][..., None] + offs[:, 1], units["lat"])
-        fvar(geo, "longitude_bounds", corner, tr["lon"][..., None] + offs[:, 0], units["lon"])
-        det = sd.createGroup("DETAILED_RESULTS")
-        layer = (*pix, "layer")
-        fvar(det, "column_averaging_kernel", layer, tr["ak"], "1", top_first=True)
-        inp = sd.createGroup("INPUT_DATA")
-        scale = 100.0 if units["ps"] == "hPa" else 1.0
-        fvar(inp, "surface_pressure", pix, tr["ps"] / scale, units["ps"])
-        fvar(inp, "pressure_interval", pix, tr["dp"] / scale, units["ps"])
-        fvar(inp, "methane_profile_apriori", layer, tr["apriori"], units["mol"], top_first=True)
-        fvar(inp, "dry_air_subcolumns", layer, tr["dry"], units["mol"], top_first=True)
-        levels = np.linspace(0.0, 6.0e4, NL + 1)[::-1] + np.zeros((NSCAN, NGP, 1))
-        fvar(inp, "altitude_levels", (*pix, "level"), levels, "m")
-    return path
 
 
 # --------------------------------------------------------------- layout and values
@@ -142,22 +59,29 @@ def _write(path, tr, *, time_utc=True, units=None, qa_scaled=True, drop=()):
 
 def test_reads_the_layout_surface_first_in_scanline_major_order(tmp_path):
     tr = _truth()
-    r = read_tropomi_ch4(_write(tmp_path / "s5p.nc", tr))
+    r = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "s5p.nc", **tr))
     assert isinstance(r, TropomiCH4) and r.n_pixels == NSCAN * NGP
     np.testing.assert_array_equal(r.scanline, np.repeat(np.arange(NSCAN), NGP))
     np.testing.assert_array_equal(r.ground_pixel, np.tile(np.arange(NGP), NSCAN))
     f32 = dict(rtol=1e-6)
-    np.testing.assert_allclose(r.xch4, tr["xch4_bc"].ravel(), **f32)
+    np.testing.assert_allclose(r.xch4, tr["xch4_bias_corrected"].ravel(), **f32)
     np.testing.assert_allclose(r.xch4_precision, tr["precision"].ravel(), **f32)
-    np.testing.assert_allclose(r.longitude, tr["lon"].ravel(), **f32)
-    np.testing.assert_allclose(r.column_averaging_kernel, tr["ak"].reshape(-1, NL), **f32)
-    np.testing.assert_allclose(r.dry_air_subcolumns, tr["dry"].reshape(-1, NL), **f32)
-    np.testing.assert_allclose(r.methane_profile_apriori, tr["apriori"].reshape(-1, NL), **f32)
+    np.testing.assert_allclose(r.longitude, tr["longitude"].ravel(), **f32)
+    np.testing.assert_allclose(
+        r.column_averaging_kernel, tr["averaging_kernel"].reshape(-1, NL), **f32
+    )
+    np.testing.assert_allclose(
+        r.dry_air_subcolumns, tr["dry_air_subcolumns"].reshape(-1, NL), **f32
+    )
+    np.testing.assert_allclose(
+        r.methane_profile_apriori, tr["prior_profile"].reshape(-1, NL), **f32
+    )
     edges = r.pressure_edges
     assert edges.shape == (r.n_pixels, NL + 1) and np.all(np.diff(edges, axis=1) < 0)
-    np.testing.assert_allclose(edges[:, 0], tr["ps"].ravel(), **f32)
+    np.testing.assert_allclose(edges[:, 0], tr["surface_pressure"].ravel(), **f32)
     assert r.longitude_bounds.shape == (r.n_pixels, 4)
-    t_expected = (tr["t0"] - np.datetime64("1970-01-01T00:00:00", "ms")) / np.timedelta64(1, "s")
+    epoch = np.datetime64("1970-01-01T00:00:00", "ms")
+    t_expected = (tr["time_start"] - epoch) / np.timedelta64(1, "s")
     np.testing.assert_allclose(r.time[:NGP], t_expected, atol=1e-3)
     np.testing.assert_allclose(np.diff(r.time[::NGP]), 0.84, atol=1e-3)
     assert r.attrs["processor_version"] == "02.04.00"
@@ -169,25 +93,27 @@ def test_reads_the_layout_surface_first_in_scanline_major_order(tmp_path):
 
 def test_time_from_time_plus_delta_time_equals_time_utc(tmp_path):
     tr = _truth()
-    a = read_tropomi_ch4(_write(tmp_path / "a.nc", tr))
-    b = read_tropomi_ch4(_write(tmp_path / "b.nc", tr, time_utc=False))
+    a = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "a.nc", **tr))
+    b = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "b.nc", **tr, time_utc=False))
     np.testing.assert_allclose(a.time, b.time, atol=1e-6)
 
 
 def test_bias_corrected_or_not(tmp_path):
     tr = _truth()
-    path = _write(tmp_path / "s5p.nc", tr)
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
     np.testing.assert_allclose(
         read_tropomi_ch4(path, bias_corrected=False).xch4, tr["xch4"].ravel(), rtol=1e-6
     )
-    np.testing.assert_allclose(read_tropomi_ch4(path).xch4, tr["xch4_bc"].ravel(), rtol=1e-6)
+    np.testing.assert_allclose(
+        read_tropomi_ch4(path).xch4, tr["xch4_bias_corrected"].ravel(), rtol=1e-6
+    )
 
 
 def test_qa_filter_default_half_and_threshold(tmp_path):
     tr = _truth()
-    tr["qa"][0, :] = [0.0, 0.49, 0.5, 0.51]
-    tr["qa"][1, 0] = 0.75
-    path = _write(tmp_path / "s5p.nc", tr)
+    tr["qa_value"][0, :] = [0.0, 0.49, 0.5, 0.51]
+    tr["qa_value"][1, 0] = 0.75
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
     r = read_tropomi_ch4(path)
     assert r.counts["below_qa"] == 2 and r.n_pixels == 18
     kept0 = r.ground_pixel[r.scanline == 0]
@@ -199,10 +125,10 @@ def test_qa_filter_default_half_and_threshold(tmp_path):
 
 def test_fill_pixels_are_dropped(tmp_path):
     tr = _truth()
-    tr["xch4_bc"][1, 1] = np.nan
-    tr["ak"][2, 3, 5] = np.nan  # one layer of one pixel
-    tr["lat"][4, 0] = np.nan
-    path = _write(tmp_path / "s5p.nc", tr)
+    tr["xch4_bias_corrected"][1, 1] = np.nan
+    tr["averaging_kernel"][2, 3, 5] = np.nan  # one layer of one pixel
+    tr["latitude"][4, 0] = np.nan
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
     r = read_tropomi_ch4(path)
     assert r.counts["fill"] == 3 and r.n_pixels == 17
     ids = set(zip(r.scanline.tolist(), r.ground_pixel.tolist(), strict=True))
@@ -214,10 +140,15 @@ def test_fill_pixels_are_dropped(tmp_path):
 
 def test_bbox_subsets_pixel_centres(tmp_path):
     tr = _truth()
-    path = _write(tmp_path / "s5p.nc", tr)
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
     box = (10.4, 45.2, 11.2, 45.8)
     r = read_tropomi_ch4(path, bbox=box)
-    inside = (tr["lon"] >= 10.4) & (tr["lon"] <= 11.2) & (tr["lat"] >= 45.2) & (tr["lat"] <= 45.8)
+    inside = (
+        (tr["longitude"] >= 10.4)
+        & (tr["longitude"] <= 11.2)
+        & (tr["latitude"] >= 45.2)
+        & (tr["latitude"] <= 45.8)
+    )
     assert 0 < r.n_pixels == inside.sum() < 20
     assert r.counts["outside_bbox"] == 20 - inside.sum()
     assert np.all((r.longitude >= 10.4) & (r.longitude <= 11.2))
@@ -231,8 +162,8 @@ def test_bbox_subsets_pixel_centres(tmp_path):
 
 def test_hpa_pressures_are_converted_to_pa(tmp_path):
     tr = _truth()
-    r = read_tropomi_ch4(_write(tmp_path / "s5p.nc", tr, units={"ps": "hPa"}))
-    np.testing.assert_allclose(r.surface_pressure, tr["ps"].ravel(), rtol=1e-6)
+    r = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "s5p.nc", **tr, units={"ps": "hPa"}))
+    np.testing.assert_allclose(r.surface_pressure, tr["surface_pressure"].ravel(), rtol=1e-6)
 
 
 # --------------------------------------------------------------- refusals
@@ -256,25 +187,27 @@ def test_hpa_pressures_are_converted_to_pa(tmp_path):
     ],
 )
 def test_wrong_units_and_layout_are_refused_naming_the_variable(tmp_path, kwargs, match):
-    path = _write(tmp_path / "s5p.nc", _truth(), **kwargs)
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **_truth(), **kwargs)
     with pytest.raises(ValueError, match=match):
         read_tropomi_ch4(path)
 
 
 def test_bad_arguments_and_non_physical_values(tmp_path):
     tr = _truth()
-    path = _write(tmp_path / "s5p.nc", tr)
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
     with pytest.raises(ValueError, match="`qa_threshold`"):
         read_tropomi_ch4(path, qa_threshold=50)
     with pytest.raises(FileNotFoundError):
         read_tropomi_ch4(tmp_path / "absent.nc")
     tr["precision"][0, 0] = 0.0
     with pytest.raises(ValueError, match="'methane_mixing_ratio_precision' must be > 0 ppb"):
-        read_tropomi_ch4(_write(tmp_path / "p0.nc", tr))
+        read_tropomi_ch4(write_tropomi_ch4(tmp_path / "p0.nc", **tr))
     tr = _truth()
-    tr["dp"][0, 0] = tr["ps"][0, 0] / 10.0  # the top edge would be below 0 Pa
+    tr["pressure_interval"][0, 0] = (
+        tr["surface_pressure"][0, 0] / 10.0
+    )  # the top edge would be below 0 Pa
     with pytest.raises(ValueError, match="'pressure_interval' must be <= surface_pressure / 12"):
-        read_tropomi_ch4(_write(tmp_path / "dp.nc", tr))
+        read_tropomi_ch4(write_tropomi_ch4(tmp_path / "dp.nc", **tr))
     with netCDF4.Dataset(tmp_path / "other.nc", "w") as ds:
         ds.createGroup("PRODUCT")
     with pytest.raises(ValueError, match="group 'PRODUCT/SUPPORT_DATA/GEOLOCATIONS' is missing"):
@@ -286,8 +219,8 @@ def test_bad_arguments_and_non_physical_values(tmp_path):
 
 def test_observations_carry_precision_and_pixel_ids(tmp_path):
     tr = _truth()
-    tr["qa"][3, 2] = 0.2
-    r = read_tropomi_ch4(_write(tmp_path / "s5p.nc", tr))
+    tr["qa_value"][3, 2] = 0.2
+    r = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "s5p.nc", **tr))
     obs = r.observations()
     assert isinstance(obs, Observations) and obs.kind == "xch4_ppb" and obs.dims == ("pixel",)
     np.testing.assert_allclose(obs.values, r.xch4, rtol=1e-6)
@@ -300,7 +233,7 @@ def test_observations_carry_precision_and_pixel_ids(tmp_path):
 def test_operator_twin_matches_the_subcolumn_formula(tmp_path, x64):
     """Reader -> operator on a model field -> XCH4 == IMI's sum over sub-columns."""
     tr = _truth(1)
-    r = read_tropomi_ch4(_write(tmp_path / "s5p.nc", tr))
+    r = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "s5p.nc", **tr))
     rng = np.random.default_rng(11)
     nmod = 25
     medges = np.linspace(1.02e5, 1.0, nmod + 1)  # covers every pixel column
@@ -334,7 +267,7 @@ def test_operator_twin_matches_the_subcolumn_formula(tmp_path, x64):
 
 
 def test_operator_mask_jit_grad_and_dot_product(tmp_path, getkey):
-    r = read_tropomi_ch4(_write(tmp_path / "s5p.nc", _truth(2)))
+    r = read_tropomi_ch4(write_tropomi_ch4(tmp_path / "s5p.nc", **_truth(2)))
     mask = np.ones(r.n_pixels, bool)
     mask[[0, 7]] = False
     op = r.operator(np.linspace(1.02e5, 1.0, 31), mask=mask)
@@ -349,7 +282,9 @@ def test_operator_mask_jit_grad_and_dot_product(tmp_path, getkey):
 
 
 def test_to_xarray(tmp_path):
-    r = read_tropomi_ch4(_write(tmp_path / "s5p.nc", _truth()), bbox=(10.0, 45.0, 11.0, 46.0))
+    r = read_tropomi_ch4(
+        write_tropomi_ch4(tmp_path / "s5p.nc", **_truth()), bbox=(10.0, 45.0, 11.0, 46.0)
+    )
     ds = r.to_xarray()
     assert ds.sizes["pixel"] == r.n_pixels and ds.sizes["layer"] == NL
     assert ds.sizes["level"] == NL + 1 and ds.sizes["corner"] == 4
@@ -359,3 +294,74 @@ def test_to_xarray(tmp_path):
     assert ds["time"].dtype.kind == "M" and ds.attrs["bias_corrected"] == 1
     assert ds.attrs["processor_version"] == "02.04.00" and ds.attrs["orbit"] == 19280
     ds.to_netcdf(tmp_path / "out.nc")
+
+
+# --------------------------------------------------------------- the writer
+
+
+def test_writer_layout_fill_qa_packing_and_history(tmp_path):
+    tr = _truth()
+    tr["xch4"][0, 1] = np.nan
+    tr["qa_value"][2, 2] = 0.87
+    del tr["xch4_bias_corrected"]  # None: the same values as `xch4`
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
+    assert path == str(tmp_path / "s5p.nc")
+    with netCDF4.Dataset(path) as ds:
+        assert "synthetic" in ds.history and ds.orbit == 19280
+        assert ds.product_name == "S5P_OFFL_L2__CH4____" and ds.Conventions == "CF-1.7"
+        p = ds["PRODUCT"]
+        assert set(p.dimensions) >= {"time", "scanline", "ground_pixel"}
+        assert p.dimensions["layer"].size == NL and p.dimensions["level"].size == NL + 1
+        x = p["methane_mixing_ratio"]
+        assert x.dimensions == ("time", "scanline", "ground_pixel") and x.units == "1e-9"
+        x.set_auto_mask(False)
+        assert x.dtype == np.float32 and x[0, 0, 1] == np.float32(FILL)
+        q = p["qa_value"]
+        assert q.dtype == np.uint8 and np.isclose(q.scale_factor, 0.01) and q.units == "1"
+        q.set_auto_maskandscale(False)
+        assert q[0, 2, 2] == 87 and q[0, 0, 0] == 100
+        assert p["time_utc"][0, 0] == "2021-07-01T11:20:30.250000Z"
+        assert p["delta_time"].units == "milliseconds since 2021-07-01 00:00:00"
+        ak = ds["PRODUCT/SUPPORT_DATA/DETAILED_RESULTS/column_averaging_kernel"]
+        np.testing.assert_allclose(ak[0, 3, 1], tr["averaging_kernel"][3, 1, ::-1], rtol=1e-6)
+    r = read_tropomi_ch4(path)
+    assert r.counts["fill"] == 1
+    # the bias-corrected XCH4 (read by default) was written as `xch4`
+    np.testing.assert_allclose(r.xch4, np.delete(tr["xch4"].ravel(), 1), rtol=1e-6)
+    a = read_tropomi_ch4(
+        write_tropomi_ch4(tmp_path / "iso.nc", **{**tr, "time_start": "2021-07-01T11:20:30.25Z"})
+    )
+    np.testing.assert_array_equal(a.time, r.time)
+
+
+def test_writer_refuses_an_existing_path_and_mismatched_shapes(tmp_path):
+    tr = _truth()
+    path = write_tropomi_ch4(tmp_path / "s5p.nc", **tr)
+    before = (tmp_path / "s5p.nc").read_bytes()
+    with pytest.raises(ValueError, match="exists; refusing to overwrite"):
+        write_tropomi_ch4(path, **tr)
+    assert (tmp_path / "s5p.nc").read_bytes() == before
+    bad = [
+        ({"precision": np.ones((NSCAN, NGP + 1))}, "`precision` has shape"),
+        ({"longitude": np.ones((NSCAN + 1, NGP))}, "`longitude` has shape"),
+        ({"xch4_bias_corrected": np.ones(NGP)}, "`xch4_bias_corrected` has shape"),
+        ({"averaging_kernel": np.ones((NSCAN, NGP, NL - 1))}, "`averaging_kernel` has shape"),
+        ({"prior_profile": np.ones((NGP, NSCAN, NL))}, "`prior_profile` has shape"),
+        ({"latitude": np.ones(NSCAN)}, "`latitude` must be a non-empty"),
+        ({"qa_value": np.full((NSCAN, NGP), 50.0)}, "`qa_value` must be in \\[0, 1\\]"),
+        ({"units": {"pressure": "Pa"}}, "`units` key 'pressure'"),
+        ({"drop": ("qa",)}, "`drop` name 'qa'"),
+    ]
+    for change, match in bad:
+        with pytest.raises(ValueError, match=match):
+            write_tropomi_ch4(tmp_path / "bad.nc", **{**tr, **change})
+        assert not (tmp_path / "bad.nc").exists()
+    # scalars and one surface-first profile are broadcast to every pixel
+    r = read_tropomi_ch4(
+        write_tropomi_ch4(
+            tmp_path / "bcast.nc",
+            **{**tr, "precision": 7.0, "averaging_kernel": np.linspace(1.0, 0.5, NL)},
+        )
+    )
+    np.testing.assert_allclose(r.xch4_precision, 7.0)
+    np.testing.assert_allclose(r.column_averaging_kernel[5], np.linspace(1.0, 0.5, NL), rtol=1e-6)

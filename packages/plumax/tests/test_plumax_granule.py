@@ -138,3 +138,28 @@ def test_radiance_scene_options_refused_for_a_plumax_scene(tmp_path, plumax_cli)
     ds.to_netcdf(tmp_path / "scene.nc")
     r = plumax_cli("retrieve", "scene.nc", "--stability", "C", root=tmp_path, inputs=["scene.nc"])
     _error(r, "--stability apply to an EMIT L1B granule")
+
+
+def test_a_placed_synthetic_scene_is_geolocated_end_to_end():
+    from plumax_core import LocalFrame
+
+    frame = LocalFrame(10.0, 45.0)
+    ds = pl.simulate(q_kgh=300.0, frame=frame, time="2024-01-02T03:04:05Z")
+    assert frame_from_dataset(ds) == frame and ds["values"].attrs["grid_mapping"] == "crs"
+    inv = pl.invert(ds)
+    lon, lat = frame.lon0, frame.lat0  # the source is at x = y = 0
+    src = inv.summary["source"]
+    assert src["lon"]["lo"] <= lon <= src["lon"]["hi"]
+    assert src["lat"]["lo"] <= lat <= src["lat"]["hi"]
+    # a placed radiance overpass keeps its frame and time through its file
+    sc = pl.simulate_radiance(
+        q_kgh=900.0,
+        geometry=pl.default_geometry(8),
+        key_surface=pl.radiance_keys(0)[0],
+        key_noise=pl.radiance_keys(0)[1],
+        frame=frame,
+        time="2024-01-02T03:04:05Z",
+    )
+    back = pl.read_radiance_scene(sc.to_dataset())
+    assert back.frame == frame
+    assert back.time == pytest.approx(float(seconds_since_epoch("2024-01-02T03:04:05")))

@@ -308,9 +308,34 @@ def column_scene(h: Harness, cmd: Command, dest: Path) -> None:
 
 def radiance_scene(h: Harness, cmd: Command, dest: Path) -> None:
     """``scene.nc`` of ``plumax demo --fast --out demo`` (the `retrieve` example): an
-    EMIT-like radiance overpass."""
+    EMIT-like radiance overpass; a name starting ``EMIT_L1B_RAD`` gets the radiance file
+    of the synthetic EMIT granule (:func:`emit_granule_file`)."""
+    if dest.name.startswith("EMIT_L1B_RAD"):
+        emit_granule_file(h, cmd, dest)
+        return
     d = h.fixture_dir("radiance-scene", ["plumax demo --fast --out demo"])
     _copy(d / "demo" / "scene.nc", dest)
+
+
+def emit_granule_file(h: Harness, cmd: Command, dest: Path) -> None:
+    """A file of :func:`plumax.pipelines.write_synthetic_granule` (written once per
+    harness): the EMIT L1B radiance granule for a name starting ``EMIT_L1B_RAD``, its OBS
+    file for ``EMIT_L1B_OBS``, its ERA5 single-levels file otherwise."""
+    key = "fixture:emit-granule"
+    if key not in h._fixtures:
+        from plumax import pipelines as pl
+
+        d = h._fresh("fixture-emit-granule")
+        pl.write_synthetic_granule(d)
+        h._fixtures[key] = d
+    d = h._fixtures[key]
+    for prefix in ("EMIT_L1B_RAD", "EMIT_L1B_OBS"):
+        if dest.name.startswith(prefix):
+            (src,) = d.glob(f"{prefix}*.nc")
+            break
+    else:
+        src = d / "era5_single_levels.nc"
+    _copy(src, dest)
 
 
 def plume_registry(h: Harness, cmd: Command, dest: Path) -> None:
@@ -366,6 +391,11 @@ def plume_list(h: Harness, cmd: Command, dest: Path) -> None:
 INPUTS: dict[tuple[tuple[str, ...], str], Input] = {
     (("invert",), "obs"): Input("column scene", column_scene, user_data=False),
     (("retrieve",), "scene"): Input("radiance scene", radiance_scene, user_data=True),
+    (("retrieve",), "obs"): Input("EMIT L1B OBS file", emit_granule_file, user_data=True),
+    (("retrieve",), "met"): Input("ERA5 file", emit_granule_file, user_data=True),
+    (("retrieve",), "met_pressure_levels"): Input(
+        "ERA5 pressure-level file", emit_granule_file, user_data=True
+    ),
     (("population",), "catalog"): Input("plume list CSV", plume_list, user_data=True),
     (("registry",), "root"): Input(
         "artifact registry",

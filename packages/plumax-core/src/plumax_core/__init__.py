@@ -79,6 +79,7 @@ from ._met import (
     wind_components as wind_components,
 )
 from ._met_sources import default_wind_uncertainty as default_wind_uncertainty
+from ._netcdf import open_netcdf as open_netcdf
 from ._noise import (
     AbstractNoiseModel as AbstractNoiseModel,
     GaussianNoise as GaussianNoise,
@@ -210,6 +211,7 @@ __all__ = [
     "kish_effective_sample_size",
     "linalg",
     "make_provenance",
+    "open_netcdf",
     "package_versions",
     "pin",
     "posterior_from_datatree",

@@ -70,6 +70,7 @@ from ._met_grid import (
     axis_weights,
     bilinear,
     build_metfield,
+    check_height_z0,
     check_units,
     decoded_values,
     open_source,
@@ -285,16 +286,8 @@ def read_era5(
 ):
     """Implementation of :meth:`plumax_core.MetField.from_era5` (see there)."""
 
-    t = parse_time(time)
+    t, height = parse_time(time), check_height_z0(height, z0)
     node_lon, node_lat, frame, shape, xs, ys = scene_nodes(lon, lat, frame, x, y)
-    try:
-        height = float(height)
-    except (TypeError, ValueError):
-        raise ValueError(f"`height` must be a number (m above ground), got {height!r}") from None
-    if not (np.isfinite(height) and height > 0):
-        raise ValueError(f"`height` must be > 0 m above ground, got {height}")
-    if z0 is not None and not (np.isfinite(float(z0)) and float(z0) > 0):
-        raise ValueError(f"`z0` must be > 0 m, got {z0}")
     sc_override = stability  # an index 0-5, resolved by the MetField classmethod
 
     with open_source("single_levels", single_levels) as (ds, label):

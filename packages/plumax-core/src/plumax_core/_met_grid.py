@@ -203,6 +203,24 @@ def scene_nodes(
     return glon.ravel(), glat.ravel(), frame, (ys.size, xs.size), xs, ys
 
 
+def check_height_z0(height: Any, z0: Any) -> float:
+    """The release ``height`` (m above ground, > 0) as a float, and ``z0`` (None or > 0 m)
+    checked: the shared argument rule of the ERA5 and WRF readers.
+
+    Raises:
+        ValueError: naming ``height`` or ``z0``.
+    """
+    try:
+        height = float(height)
+    except (TypeError, ValueError):
+        raise ValueError(f"`height` must be a number (m above ground), got {height!r}") from None
+    if not (np.isfinite(height) and height > 0):
+        raise ValueError(f"`height` must be > 0 m above ground, got {height}")
+    if z0 is not None and not (np.isfinite(float(z0)) and float(z0) > 0):
+        raise ValueError(f"`z0` must be > 0 m, got {z0}")
+    return height
+
+
 def build_metfield(
     *,
     u_east: np.ndarray,

@@ -39,6 +39,12 @@ from ._emit_write import (
     OBS_LAYERS as OBS_LAYERS,
     write_emit_l1b as write_emit_l1b,
 )
+from ._envi import (
+    ENVI_DATA_TYPES as ENVI_DATA_TYPES,
+    open_envi as open_envi,
+    read_envi_header as read_envi_header,
+    write_envi as write_envi,
+)
 from ._error_model import (
     RetrievalErrorModel as RetrievalErrorModel,
     covariogram as covariogram,
@@ -138,6 +144,7 @@ from ._synthetic import (
     simulate_radiance_cube as simulate_radiance_cube,
 )
 from ._tropomi import TropomiCH4 as TropomiCH4, read_tropomi_ch4 as read_tropomi_ch4
+from ._tropomi_write import write_tropomi_ch4 as write_tropomi_ch4
 
 __all__ = [
     "AbstractAbsorption",
@@ -168,6 +175,7 @@ __all__ = [
     "EMIT_FILL",
     "EmitGranule",
     "ENHANCEMENT_BOUNDS",
+    "ENVI_DATA_TYPES",
     "faddeeva",
     "faddeeva_far",
     "far_threshold",
@@ -203,6 +211,7 @@ __all__ = [
     "OECheck",
     "OEResult",
     "open_emit_l1b",
+    "open_envi",
     "optimal_estimation",
     "partition_ratio",
     "plume_exclusion",
@@ -210,6 +219,7 @@ __all__ = [
     "ppm_m_to_mol_m2",
     "QUICKLOOK_Z",
     "RadianceOperator",
+    "read_envi_header",
     "read_hapi_table",
     "read_par",
     "read_tropomi_ch4",
@@ -235,6 +245,8 @@ __all__ = [
     "TropomiCH4",
     "voigt_profile",
     "write_emit_l1b",
+    "write_envi",
+    "write_tropomi_ch4",
 ]
 
 __version__ = importlib.metadata.version("plumax-rtm")

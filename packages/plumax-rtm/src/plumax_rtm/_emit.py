@@ -72,12 +72,24 @@ def _check_units(name: str, units) -> None:
         )
 
 
-def _group_var(nc, group: str, name: str, path) -> np.ndarray:
-    if group not in nc.groups or name not in nc.groups[group].variables:
+def _open_group(path, group: str):
+    """A group of the file as an undecoded (raw values, fill kept) xarray dataset."""
+    import xarray as xr
+
+    try:
+        return xr.open_dataset(
+            path, engine="netcdf4", group=group, mask_and_scale=False, decode_times=False
+        )
+    except OSError:
+        raise ValueError(f"{os.fspath(path)} has no group `{group}`") from None
+
+
+def _group_var(grp, group: str, name: str, path) -> np.ndarray:
+    if name not in grp.variables:
         raise ValueError(f"{os.fspath(path)} has no variable `{group}/{name}`")
-    var = nc.groups[group].variables[name]
-    data = np.asarray(var[...])
-    fill = getattr(var, "_FillValue", None)
+    var = grp[name]
+    data = np.asarray(var.values)
+    fill = var.attrs.get("_FillValue", var.encoding.get("_FillValue"))
     if data.dtype.kind == "f":
         data = data.astype(np.float64)
         data[data == EMIT_FILL] = np.nan
@@ -106,7 +118,7 @@ def _derive_good(var, wavelengths, fwhm) -> np.ndarray:
     any finite band, and its centre and FWHM are finite and positive."""
     n = var.shape[0]
     rows = np.unique(np.linspace(0, n - 1, min(n, _GOOD_SAMPLE_ROWS)).astype(int))
-    sample = np.asarray(var[rows, :, :], np.float64)
+    sample = np.asarray(var.isel(downtrack=rows).values, np.float64)
     sample[sample == EMIT_FILL] = np.nan
     fin = np.isfinite(sample).reshape(-1, sample.shape[-1])
     live = fin.any(axis=1)
@@ -130,8 +142,8 @@ class EmitGranule:
         geotransform: the GLT grid's 6 GDAL values (degrees, north-up).
         crs_wkt: the GLT grid's WKT (``spatial_ref``; EPSG:4326).
         time_start, time_end: acquisition start/end, seconds since 1970-01-01 UTC.
-        obs: ``xarray.Dataset (downtrack, crosstrack)`` of :data:`OBS_LAYERS` (lazy,
-            NaN at fill), or None without an OBS file.
+        obs: ``xarray.Dataset (downtrack, crosstrack)`` of :data:`OBS_LAYERS` (read into
+            memory, NaN at fill), or None without an OBS file.
         granule_id: the radiance file name without extension.
         source_paths: the files read.
         attrs: the radiance file's global attributes.
@@ -423,61 +435,60 @@ def open_emit_l1b(radiance_path, obs_path=None, *, chunks=None, good_wavelengths
         ValueError: a missing variable or attribute, wrong dims, wrong units, unsorted
             wavelengths, inconsistent sizes or an OBS file of another granule, naming it.
     """
-    import netCDF4
     import xarray as xr
 
     path = os.fspath(radiance_path)
-    with netCDF4.Dataset(path) as nc:
-        nc.set_auto_mask(False)
-        if "radiance" not in nc.variables:
-            raise ValueError(f"{path} has no root variable `radiance` (EMIT L1B RAD expected)")
-        var = nc.variables["radiance"]
-        if tuple(var.dimensions) != ("downtrack", "crosstrack", "bands"):
-            raise ValueError(
-                f"`radiance` dims are {var.dimensions}; expected ('downtrack', 'crosstrack', "
-                "'bands')"
-            )
-        if var.dtype.kind != "f":
-            raise ValueError(f"`radiance` must be floating point, got {var.dtype}")
-        _check_units("radiance", getattr(var, "units", None))
-        shape = tuple(var.shape)
-        wl = _group_var(nc, "sensor_band_parameters", "wavelengths", path)
-        fw = _group_var(nc, "sensor_band_parameters", "fwhm", path)
+    # every read goes through xarray's file manager (one HDF5 handle per file): a second,
+    # raw netCDF4 handle on a file xarray holds open crashed HDF5 in the tests
+    ds = xr.open_dataset(path, engine="netcdf4", chunks=_chunks(chunks), decode_times=False)
+    if "radiance" not in ds.variables:
+        raise ValueError(f"{path} has no root variable `radiance` (EMIT L1B RAD expected)")
+    var = ds["radiance"]
+    if tuple(var.dims) != ("downtrack", "crosstrack", "bands"):
+        raise ValueError(
+            f"`radiance` dims are {var.dims}; expected ('downtrack', 'crosstrack', 'bands')"
+        )
+    if var.dtype.kind != "f":
+        raise ValueError(f"`radiance` must be floating point, got {var.dtype}")
+    _check_units("radiance", var.attrs.get("units"))
+    shape = tuple(var.shape)
+    # group datasets are closed here, not left to the garbage collector: closing one of
+    # them later, while other handles on the files are open, crashed HDF5 in the tests
+    with _open_group(path, "sensor_band_parameters") as sbp:
+        wl = _group_var(sbp, "sensor_band_parameters", "wavelengths", path)
+        fw = _group_var(sbp, "sensor_band_parameters", "fwhm", path)
         for name, arr in (("wavelengths", wl), ("fwhm", fw)):
-            v = nc.groups["sensor_band_parameters"].variables[name]
-            units = getattr(v, "units", "nm")
+            units = sbp[name].attrs.get("units", "nm")
             if str(units).lower() not in ("nm", "nanometers", "nanometer"):
                 raise ValueError(f"`sensor_band_parameters/{name}` units {units!r}; expected nm")
-            if arr.shape != (var.shape[2],):
+            if arr.shape != (shape[2],):
                 raise ValueError(
-                    f"`sensor_band_parameters/{name}` has {arr.shape} values for "
-                    f"{var.shape[2]} bands"
+                    f"`sensor_band_parameters/{name}` has {arr.shape} values for {shape[2]} bands"
                 )
         if not np.all(np.diff(wl[np.isfinite(wl)]) > 0):
             raise ValueError("`sensor_band_parameters/wavelengths` must be strictly ascending")
         if good_wavelengths is not None:
             good = np.asarray(good_wavelengths, bool)
             source = "argument"
-        elif "good_wavelengths" in nc.groups["sensor_band_parameters"].variables:
-            good = _group_var(nc, "sensor_band_parameters", "good_wavelengths", path) != 0
+        elif "good_wavelengths" in sbp.variables:
+            good = _group_var(sbp, "sensor_band_parameters", "good_wavelengths", path) != 0
             source = "file"
         else:
             good = _derive_good(var, wl, fw)
-            source = f"fill pattern of {min(var.shape[0], _GOOD_SAMPLE_ROWS)} lines"
+            source = f"fill pattern of {min(shape[0], _GOOD_SAMPLE_ROWS)} lines"
         if good.shape != wl.shape:
             raise ValueError(f"`good_wavelengths` has shape {good.shape}; expected {wl.shape}")
         good = good & np.isfinite(wl) & (fw > 0)
-        lat = _group_var(nc, "location", "lat", path)
-        lon = _group_var(nc, "location", "lon", path)
-        elev = _group_var(nc, "location", "elev", path)
+    with _open_group(path, "location") as loc:
+        lat = _group_var(loc, "location", "lat", path)
+        lon = _group_var(loc, "location", "lon", path)
+        elev = _group_var(loc, "location", "elev", path)
         for name, arr in (("lat", lat), ("lon", lon), ("elev", elev)):
-            if arr.shape != var.shape[:2]:
-                raise ValueError(
-                    f"`location/{name}` has shape {arr.shape}; expected {var.shape[:2]}"
-                )
-        glt_x = _group_var(nc, "location", "glt_x", path)
-        glt_y = _group_var(nc, "location", "glt_y", path)
-        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+            if arr.shape != shape[:2]:
+                raise ValueError(f"`location/{name}` has shape {arr.shape}; expected {shape[:2]}")
+        glt_x = _group_var(loc, "location", "glt_x", path)
+        glt_y = _group_var(loc, "location", "glt_y", path)
+    attrs = dict(ds.attrs)
     for key in ("geotransform", "spatial_ref", "time_coverage_start", "time_coverage_end"):
         if key not in attrs:
             raise ValueError(f"{path} lacks the global attribute `{key}`")
@@ -488,7 +499,6 @@ def open_emit_l1b(radiance_path, obs_path=None, *, chunks=None, good_wavelengths
     if t1 < t0:
         raise ValueError("`time_coverage_end` is before `time_coverage_start`")
 
-    ds = xr.open_dataset(path, engine="netcdf4", chunks=_chunks(chunks), decode_times=False)
     rad = ds["radiance"]
     if rad.encoding.get("_FillValue") is None and rad.encoding.get("missing_value") is None:
         rad = rad.where(rad != EMIT_FILL)  # EMIT fill, even without a _FillValue attribute
@@ -505,7 +515,7 @@ def open_emit_l1b(radiance_path, obs_path=None, *, chunks=None, good_wavelengths
     obs = None
     sources = [path]
     if obs_path is not None:
-        obs = _open_obs(os.fspath(obs_path), shape[:2], chunks, attrs)
+        obs = _open_obs(os.fspath(obs_path), shape[:2], attrs)
         sources.append(os.fspath(obs_path))
     return EmitGranule(
         radiance=rad.rename("radiance"),
@@ -528,25 +538,31 @@ def open_emit_l1b(radiance_path, obs_path=None, *, chunks=None, good_wavelengths
     )
 
 
-def _open_obs(path, shape, chunks, rad_attrs):
-    import netCDF4
+def _open_obs(path, shape, rad_attrs):
     import xarray as xr
 
-    with netCDF4.Dataset(path) as nc:
-        if "obs" not in nc.variables:
-            raise ValueError(f"{path} has no root variable `obs` (EMIT L1B OBS expected)")
-        var = nc.variables["obs"]
-        if tuple(var.dimensions) != ("downtrack", "crosstrack", "bands"):
-            raise ValueError(
-                f"`obs` dims are {var.dimensions}; expected (downtrack, crosstrack, bands)"
-            )
-        if tuple(var.shape[:2]) != tuple(shape):
-            raise ValueError(f"`obs` covers {var.shape[:2]} pixels; the radiance has {shape}")
-        grp = nc.groups.get("sensor_band_parameters")
-        if grp is None or "observation_bands" not in grp.variables:
-            raise ValueError(f"{path} has no variable `sensor_band_parameters/observation_bands`")
-        names = [str(s) for s in np.asarray(grp.variables["observation_bands"][:]).ravel()]
-        start = getattr(nc, "time_coverage_start", None)
+    # the OBS layers (11 per pixel, about 140 MB for a full granule) are read into memory
+    # and the file closed at once: a handle left open and closed later by the garbage
+    # collector, while other handles were open, crashed HDF5 in the tests
+    with xr.open_dataset(path, engine="netcdf4", decode_times=False) as ds:
+        ds = ds.load()
+    if "obs" not in ds.variables:
+        raise ValueError(f"{path} has no root variable `obs` (EMIT L1B OBS expected)")
+    if tuple(ds["obs"].dims) != ("downtrack", "crosstrack", "bands"):
+        raise ValueError(
+            f"`obs` dims are {ds['obs'].dims}; expected (downtrack, crosstrack, bands)"
+        )
+    if tuple(ds["obs"].shape[:2]) != tuple(shape):
+        raise ValueError(f"`obs` covers {ds['obs'].shape[:2]} pixels; the radiance has {shape}")
+    try:
+        sbp = xr.open_dataset(path, engine="netcdf4", group="sensor_band_parameters")
+    except OSError:
+        sbp = None
+    if sbp is None or "observation_bands" not in sbp.variables:
+        raise ValueError(f"{path} has no variable `sensor_band_parameters/observation_bands`")
+    with sbp:
+        names = [str(s) for s in np.asarray(sbp["observation_bands"].values).ravel()]
+    start = ds.attrs.get("time_coverage_start")
     if start is not None and str(start) != str(rad_attrs["time_coverage_start"]):
         raise ValueError(
             f"OBS `time_coverage_start` {start!r} differs from the radiance's "
@@ -559,7 +575,6 @@ def _open_obs(path, shape, chunks, rad_attrs):
             raise ValueError(
                 f"`observation_bands` entry {name!r} is not the expected {prefix!r} layer ({key})"
             )
-    ds = xr.open_dataset(path, engine="netcdf4", chunks=_chunks(chunks), decode_times=False)
     obs = ds["obs"]
     if obs.encoding.get("_FillValue") is None:
         obs = obs.where(obs != EMIT_FILL)

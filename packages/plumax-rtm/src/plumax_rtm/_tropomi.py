@@ -500,7 +500,7 @@ def read_tropomi_ch4(
             <= 0 at a kept pixel, a bad ``qa_threshold`` or ``bbox``.
         FileNotFoundError: no file at ``path``.
     """
-    import netCDF4
+    from plumax_core import open_netcdf
 
     qa_threshold = float(qa_threshold)
     if not (0.0 <= qa_threshold <= 1.0):
@@ -511,7 +511,7 @@ def read_tropomi_ch4(
     source = os.fspath(path)
     if not os.path.isfile(source):
         raise FileNotFoundError(f"no TROPOMI file at {source!r}")
-    with netCDF4.Dataset(source, "r") as ds:
+    with open_netcdf(source) as ds:
         ds.set_auto_maskandscale(True)
         attrs = {k: _attr_value(ds.getncattr(k)) for k in ds.ncattrs()}
         prod = _group(ds, _PRODUCT, source)

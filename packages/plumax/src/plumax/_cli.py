@@ -86,6 +86,15 @@ def simulate(
     supersample: Annotated[
         int, typer.Option(help="Radiance: plume samples per pixel side (pixel averaging).")
     ] = 4,
+    lon: Annotated[
+        float | None, typer.Option(help="Place the scene: longitude of x = y = 0, deg.")
+    ] = None,
+    lat: Annotated[
+        float | None, typer.Option(help="Place the scene: latitude of x = y = 0, deg.")
+    ] = None,
+    time: Annotated[
+        str | None, typer.Option(help="Observation time of a placed scene (ISO 8601, UTC).")
+    ] = None,
 ):
     """Simulate a Gaussian-plume column image (ppm m), or with --radiance an EMIT-like
     radiance overpass, and write it as CF NetCDF.
@@ -93,8 +102,11 @@ def simulate(
     A column image holds `values` and `sigma` on (y, x) with x, y in m; a radiance
     overpass holds `radiance` and `radiance_sigma` on (y, x, band), the albedo and the
     true column. Both record the met, the release height and the true source as global
-    attributes (see docs/plumax/cli.md). A radiance overpass from `--seed N` is the scene
-    `plumax demo --seed N` simulates when the source, met and image agree.
+    attributes (see docs/plumax/cli.md). With --lon and --lat (and optionally --time) the
+    scene is placed on the Earth: x, y are metres of a local frame centred there, and the
+    file carries 2-D lat/lon, the CF grid mapping `crs` and the time. A radiance overpass
+    from `--seed N` is the scene `plumax demo --seed N` simulates when the source, met and
+    image agree.
 
     Examples:
 
@@ -103,6 +115,8 @@ def simulate(
       plumax simulate scene.nc --q-kgh 150 --wind-speed 3 --wind-dir 250 --stability D --seed 7
 
       plumax simulate overpass.nc --radiance --q-kgh 1000 --pixels 16 --extent 960 --upwind 180
+
+      plumax simulate placed.nc --lon -103.9 --lat 32.1 --time 2024-06-01T18:00:00Z
     """
     import jax.random as jr
 
@@ -122,6 +136,21 @@ def simulate(
         raise CLIError("--noise is a column image's noise; a radiance overpass's is --snr")
     check_wind_speed("--wind-speed", wind_speed)
     check_outputs(files={"OUT": out})
+    frame = None
+    if (lon is None) != (lat is None):
+        raise CLIError("--lon and --lat place the scene together: give both or neither")
+    if lon is not None:
+        from plumax_core import LocalFrame, seconds_since_epoch
+
+        try:
+            frame = LocalFrame(lon, lat)
+            if time is not None:
+                seconds_since_epoch(time)
+        except ValueError as err:
+            msg = str(err).replace("`lon0`", "--lon").replace("`lat0`", "--lat")
+            raise CLIError(msg) from None
+    elif time is not None:
+        raise CLIError("--time goes with --lon and --lat (a placed scene)")
     geometry = pl.default_geometry(pixels, extent=extent, upwind=upwind)
     common = dict(
         q_kgh=q_kgh,
@@ -146,11 +175,13 @@ def simulate(
                 supersample=supersample,
                 key_surface=key_surface,
                 key_noise=key_noise,
+                frame=frame,
+                time=time,
             ).to_dataset()
             what = f"EMIT-like radiance overpass, SNR {snr:g}"
         else:
             noise = 20.0 if noise is None else noise
-            ds = pl.simulate(**common, noise=noise, key=jr.key(seed))
+            ds = pl.simulate(**common, noise=noise, key=jr.key(seed), frame=frame, time=time)
             what = f"column image, noise {noise:g} ppm m"
         ds.attrs["noise_seed"] = int(seed)
         atomic_write(out, lambda tmp: ds.to_netcdf(tmp, format="NETCDF4"))
@@ -351,6 +382,8 @@ def retrieve(
       plumax demo --fast --out demo && plumax retrieve demo/scene.nc --out retrieved.nc
 
       plumax retrieve demo/scene.nc --out retrieved.nc --summary retrieval.json --no-oe
+
+      plumax retrieve EMIT_L1B_RAD.nc --obs EMIT_L1B_OBS.nc --met era5.nc --out granule.nc
     """
     import json
 

@@ -45,17 +45,23 @@ __all__ = [
 EMIT_PIXEL_SIZE = 60.0
 
 
+def _variables(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """``{name: dims}`` of the root variables, read through xarray's file manager (a
+    second, raw netCDF4 handle on a file xarray holds open upsets HDF5)."""
+    import xarray as xr
+
+    with xr.open_dataset(path, decode_times=False, mask_and_scale=False) as ds:
+        return {str(k): tuple(map(str, v.dims)) for k, v in ds.variables.items()}
+
+
 def is_emit_l1b(path: str | Path) -> bool:
     """Whether ``path`` is an EMIT L1B radiance granule (a root ``radiance`` variable on
     ``(downtrack, crosstrack, bands)``)."""
-    import netCDF4
-
     try:
-        with netCDF4.Dataset(path) as nc:
-            var = nc.variables.get("radiance")
-            return var is not None and var.dimensions == ("downtrack", "crosstrack", "bands")
-    except OSError:
+        dims = _variables(path).get("radiance")
+    except (OSError, ValueError):
         return False
+    return dims == ("downtrack", "crosstrack", "bands")
 
 
 def met_file_kind(path: str | Path) -> str:
@@ -65,10 +71,7 @@ def met_file_kind(path: str | Path) -> str:
     Raises:
         ValueError: neither layout, naming the variables looked for.
     """
-    import netCDF4
-
-    with netCDF4.Dataset(path) as nc:
-        names = set(nc.variables)
+    names = set(_variables(path))
     if {"u10", "v10"} <= names or {"u", "v", "pressure_level"} <= names:
         return "ERA5"
     if {"U10", "V10", "XLAT", "XLONG"} <= names:

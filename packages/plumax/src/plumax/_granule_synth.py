@@ -20,7 +20,7 @@ import jax.random as jr
 import numpy as np
 
 import plumax_rtm as pr
-from plumax_core import STABILITY_CLASSES, LocalFrame, MetField, seconds_since_epoch
+from plumax_core import STABILITY_CLASSES, LocalFrame, MetField, seconds_since_epoch, units
 from plumax_transport import ColumnImage
 
 from ._overpass import simulate_radiance
@@ -62,7 +62,8 @@ def _write_era5(path: Path, lon0: float, lat0: float, time: str, wind: tuple[flo
     import xarray as xr
 
     t = np.datetime64(time.rstrip("Z"), "ns")
-    times = t - np.timedelta64(3600, "s") + np.arange(3) * np.timedelta64(3600, "s")
+    hour = np.timedelta64(int(units.HOUR), "s")
+    times = t - hour + np.arange(3) * hour
     lats = np.round(lat0 * 4) / 4 + np.array([0.5, 0.25, 0.0, -0.25, -0.5])  # descending
     lons = np.round(lon0 * 4) / 4 + np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
     values = {
@@ -73,7 +74,7 @@ def _write_era5(path: Path, lon0: float, lat0: float, time: str, wind: tuple[flo
         "blh": 800.0,
         "fsr": 0.1,
         "tcc": 0.2,
-        "ssrd": 400.0 * 3600.0,  # J m-2 over the hour: 400 W m-2 (sun up, few clouds)
+        "ssrd": 400.0 * units.HOUR,  # J m-2 over the hour: 400 W m-2 (sun up, few clouds)
     }
     shape = (times.size, lats.size, lons.size)
     ds = xr.Dataset(

@@ -32,7 +32,16 @@ import xarray as xr
 from jaxtyping import PRNGKeyArray
 
 import plumax_rtm as pr
-from plumax_core import LocalFrame, MetField, Observations, compose, pin, units
+from plumax_core import (
+    LocalFrame,
+    MetField,
+    Observations,
+    compose,
+    frame_from_dataset,
+    pin,
+    seconds_since_epoch,
+    units,
+)
 from plumax_core.validation import check_coordinate, check_emission_rate, check_wind_speed
 from plumax_transport import ColumnImage
 
@@ -145,6 +154,8 @@ class RadianceScene:
             terrain=self.terrain,
             truth=self.truth,
             extra_attrs=extra,
+            frame=self.frame,
+            time=self.time,
         )
 
     def to_dataset(self):
@@ -156,11 +167,13 @@ class RadianceScene:
         ds = xr.Dataset(
             {"radiance": (("y", "x", "band"), values, {"units": RADIANCE_UNITS})},
             coords={
-                "x": c["x"],
-                "y": c["y"],
+                **{k: v for k, v in c.coords.items() if k in ("x", "y", "lat", "lon", "time")},
                 "band": ("band", self.wavelengths, {"units": "nm"}),
             },
         )
+        if "crs" in c:
+            ds["crs"] = c["crs"]
+            ds["radiance"].attrs["grid_mapping"] = "crs"
         if self.radiance.sigma is not None or self.radiance.noise is not None:
             ds["radiance_sigma"] = (
                 ("y", "x", "band"),
@@ -225,6 +238,8 @@ def simulate_radiance(
     wind_speed_log_std: float = 0.0,
     wind_direction_std: float = 0.0,
     key_met: PRNGKeyArray | None = None,
+    frame: LocalFrame | None = None,
+    time: Any = None,
 ) -> RadianceScene:
     """Simulate a radiance overpass of a Gaussian-plume point source (Tier IV).
 
@@ -244,6 +259,9 @@ def simulate_radiance(
     (``ε ~ N(0, 1)`` from ``key_met``), and carries the two 1-sigmas as
     ``wind_uncertainty``; the truth then records the true wind. With both at 0 (the
     default) the met is exact and ``key_met`` is not used.
+
+    ``frame`` (a ``plumax_core.LocalFrame``) and ``time`` place the scene on the Earth:
+    its files are then geolocated (lat/lon, ``crs``, ``time``).
 
     Raises:
         ValueError: ``q_kgh <= 0``, a wind speed outside core's rule, ``snr <= 0``, a
@@ -318,6 +336,8 @@ def simulate_radiance(
         sza_deg=float(sza_deg),
         rtm_range=(float(rtm.wavelength[0]), float(rtm.wavelength[-1])),
         wind_uncertainty=wind_stds,
+        frame=frame,
+        time=None if time is None else float(seconds_since_epoch(time)),
     )
 
 
@@ -630,4 +650,10 @@ def read_radiance_scene(ds) -> RadianceScene:
         sza_deg=sza,
         rtm_range=(lo, hi),
         wind_uncertainty=read_wind_uncertainty(a),
+        frame=frame_from_dataset(ds),
+        time=(
+            float(seconds_since_epoch(ds["time"].values))
+            if "time" in ds.coords and ds["time"].ndim == 0
+            else None
+        ),
     )

@@ -150,6 +150,8 @@ def simulate(
     noise: float = 20.0,
     key: PRNGKeyArray | None = None,
     terrain: str = "rural",
+    frame: Any = None,
+    time: Any = None,
 ):
     """Simulate a Gaussian-plume scene and return it as a CF ``xarray.Dataset``.
 
@@ -167,6 +169,9 @@ def simulate(
             image), > 0; it is always recorded as ``sigma``.
         key: PRNG key for the noise; None = noise-free values (still carrying ``sigma``).
         terrain: ``"rural"`` or ``"urban"`` dispersion.
+        frame: a ``plumax_core.LocalFrame`` placing the scene's ``x``/``y`` on the Earth
+            (a column image is then geolocated: lat/lon, ``crs``); None = not placed.
+        time: the observation time (s UTC, datetime64 or ISO string) of a placed scene.
 
     Raises:
         ValueError: non-physical input (negative or too-slow wind, unknown stability,
@@ -203,6 +208,8 @@ def simulate(
         terrain=terrain,
         truth={"Q_kgh": q_kgh, "x0": x0, "y0": y0},
         extra_attrs={"noise_sigma": float(noise), "noise_free": int(key is None)},
+        frame=frame,
+        time=time,
     )
 
 
