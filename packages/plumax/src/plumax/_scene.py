@@ -88,17 +88,6 @@ class Scene:
     frame: LocalFrame | None = None
     time: float | None = None
 
-    def lonlat(self, x: float, y: float) -> tuple[float, float]:
-        """``(lon, lat)`` in degrees of a position ``(x, y)`` in m of a geolocated scene.
-
-        Raises:
-            ValueError: the scene has no local frame (not geolocated).
-        """
-        if self.frame is None:
-            raise ValueError("the scene is not geolocated (no 'crs' grid mapping)")
-        lon, lat = self.frame.to_lonlat(x, y)
-        return float(lon), float(lat)
-
 
 def default_geometry(n: int = 32, *, extent: float = 1200.0, upwind: float = 100.0):
     """A square ``n x n`` column image (ppm m) from ``-upwind`` to ``extent - upwind`` in
