@@ -20,7 +20,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "column_ppm_m": ("ppm m", "vertically integrated methane enhancement"),
     "column_mol_m2": ("mol m-2", "vertically integrated methane enhancement"),
     "column_kg_m2": ("kg m-2", "vertically integrated methane enhancement"),
-    "xch4_ppb": ("ppb", "column-averaged dry-air methane mole-fraction enhancement"),
+    "xch4_ppb": ("ppb", "column-averaged dry-air methane mole fraction (XCH4, or its enhancement)"),
     "radiance": ("uW cm-2 sr-1 nm-1", "at-sensor spectral radiance"),
     "reflectance": ("1", "apparent surface reflectance"),
     "generic": ("1", "dimensionless model output"),
