@@ -33,7 +33,8 @@ from ._csf_wind import (
     downwind_unit as downwind_unit,
     most_upwind_pixel as most_upwind_pixel,
 )
-from ._emit import EmitGranule as EmitGranule, open_emit_l1b as open_emit_l1b
+from ._emit import EmitGranule as EmitGranule
+from ._emit_read import open_emit_l1b as open_emit_l1b
 from ._emit_write import (
     EMIT_FILL as EMIT_FILL,
     OBS_LAYERS as OBS_LAYERS,
