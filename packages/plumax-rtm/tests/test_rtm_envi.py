@@ -7,7 +7,8 @@ ignore value``, ``map info``) and the JPL AVIRIS-NG data product readme (``ang..
 binary without extension beside ``.hdr``, radiance in µW cm⁻² sr⁻¹ nm⁻¹, BIL float32).
 Binary layouts are checked byte by byte against NumPy written independently of
 :func:`plumax_rtm.write_envi` (``raw_bytes``), so the writer is tested against the format
-and the reader against both.
+and the reader against both; and the files are read by a peer library in the same test,
+Spectral Python (SPy, ``spectral.envi.open``).
 """
 
 from pathlib import Path
@@ -65,6 +66,33 @@ def test_round_trip_every_interleave_and_byte_order(tmp_path, interleave, byte_o
         assert r.attrs["units"] == RADIANCE_UNITS
         assert r.attrs["interleave"] == interleave
         assert r["good_band"].values.all()
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+@pytest.mark.parametrize(("dtype", "byte_order"), [("float32", 1), ("int16", 0), ("uint16", 1)])
+def test_peer_spectral_python_reads_the_same_cube(tmp_path, interleave, dtype, byte_order):
+    envi = pytest.importorskip("spectral.io.envi")
+    c = np.round(cube() * 10.0).astype(dtype)
+    wl = np.array([2200.0, 2250.0, 2300.0, 2350.0])
+    b, h = pr.write_envi(
+        tmp_path / f"p_{interleave}",
+        c,
+        wl,
+        fwhm=np.full(4, 8.0),
+        interleave=interleave,
+        dtype=dtype,
+        byte_order=byte_order,
+        bbl=[1, 0, 1, 1],
+    )
+    peer = envi.open(h, b)
+    ours = pr.open_envi(h)
+    np.testing.assert_array_equal(ours.values, np.asarray(peer.load(), np.float64))
+    np.testing.assert_allclose(ours["band"].values, peer.bands.centers)
+    np.testing.assert_allclose(ours["fwhm"].values, peer.bands.bandwidths)
+    np.testing.assert_array_equal(
+        ours["good_band"].values, np.asarray(peer.metadata["bbl"], float) > 0
+    )
+    assert (peer.nrows, peer.ncols, peer.nbands) == ours.shape
 
 
 @pytest.mark.parametrize(
