@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from plumax_core import LocalFrame, MetField
+from plumax_core import LocalFrame, MetField, units
 from plumax_core._geo import seconds_since_epoch
 from plumax_core._met_profile import golder_class, insolation_class, obukhov_length, sun_elevation
 
@@ -283,7 +283,9 @@ def test_pressure_levels_above_the_surface_layer():
     z, zs, us = 0.0, [10.0], [hand(f["u10"])]
     p_prev, t_prev = sp, t2
     for p, u, t in levels:
-        z += 287.05 / 9.80665 * 0.5 * (t_prev + t) * np.log(p_prev / p)
+        # R_d/g from core's one definition (R_DRY_AIR = R/M_air, checked against the
+        # published 287.05 in test_units)
+        z += units.R_DRY_AIR / units.G0 * 0.5 * (t_prev + t) * np.log(p_prev / p)
         zs.append(z)
         us.append(u)
         p_prev, t_prev = p, t

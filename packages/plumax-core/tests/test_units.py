@@ -177,3 +177,11 @@ def test_floats_numpy_jax_and_tracing(name):
     np.testing.assert_allclose(jax.vmap(f)(xj), ref, rtol=1e-6)
     slope = jax.grad(lambda v: f(v))(jnp.float32(3.0))  # linear: d f / dx = f(1)
     assert math.isclose(float(slope), float(f(1.0)), rel_tol=1e-6)
+
+
+def test_dry_air_constant_and_pressure_units():
+    from plumax_core import units
+
+    # 287.05 J kg-1 K-1 (e.g. Wallace & Hobbs 2006, Atmospheric Science, p. 67)
+    assert units.R_DRY_AIR == pytest.approx(287.05, rel=1e-4)
+    assert units.PRESSURE_UNITS["hPa"] == 100.0 and units.PPM / units.PPB == pytest.approx(1e3)

@@ -46,15 +46,15 @@ from jaxtyping import Array, Bool, Float
 
 from ._forward import AbstractObservationOperator, autodiff_linearization
 from ._observations import Observations
+from ._units import PPB, PPM
 
 __all__ = ["AveragingKernelOperator", "regrid_matrix"]
 
 #: One part per billion as a mole fraction.
-_PPB = 1e-9
 #: Unit strings accepted for a prior given as sub-columns.
 _MOL_M2 = ("mol m-2", "mol/m2", "mol m^-2", "mol/m^2", "mol.m-2")
 #: A state given as ``Observations`` of these kinds is converted to ppb by this factor.
-_STATE_KIND_TO_PPB = {"concentration_ppm": 1e3}
+_STATE_KIND_TO_PPB = {"concentration_ppm": float(round(PPM / PPB))}  # 1000
 
 
 def _float_np(name: str, x: Any, ndim: int) -> np.ndarray:
@@ -312,7 +312,7 @@ class AveragingKernelOperator(AbstractObservationOperator):
         if prior_units == "ppb":
             xa_ppb = xa
         elif prior_units in _MOL_M2:
-            xa_ppb = xa / d / _PPB
+            xa_ppb = xa / d / PPB
         else:
             raise ValueError(f"`prior_units` must be 'ppb' or 'mol m-2', got {prior_units!r}")
         h = d / d.sum(axis=1, keepdims=True)

@@ -65,6 +65,7 @@ import numpy as np
 
 from ._geo import seconds_since_epoch
 from ._met_grid import (
+    DEFAULT_Z0,
     MS_UNITS,
     SURFACE_LAYER_TOP,
     axis_weights,
@@ -87,12 +88,10 @@ from ._met_profile import (
     sun_elevation,
     wind_at_height,
 )
-from ._units import HOUR
+from ._units import HOUR, PRESSURE_UNITS
 
 __all__ = ["DEFAULT_Z0", "ERA5_UNITS", "read_era5"]
 
-#: Roughness length used when neither ``z0=`` nor ERA5 ``fsr`` is given, m.
-DEFAULT_Z0 = 0.1
 
 #: Accepted units spellings of each ERA5 variable.
 ERA5_UNITS: dict[str, tuple[str, ...]] = {
@@ -112,7 +111,7 @@ ERA5_UNITS: dict[str, tuple[str, ...]] = {
 }
 _REQUIRED = ("u10", "v10", "t2m", "sp", "blh")
 _OPTIONAL = ("zust", "ishf", "fsr", "tcc", "ssrd")
-_LEVEL_UNITS = {"hPa": 100.0, "millibars": 100.0, "mbar": 100.0, "Pa": 1.0}
+_LEVEL_UNITS = PRESSURE_UNITS
 _ACCUMULATION_S = HOUR  # ERA5 hourly accumulations (ssrd) cover the previous hour
 
 

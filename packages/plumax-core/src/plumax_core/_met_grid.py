@@ -29,6 +29,10 @@ from ._validation import check_coordinate, check_length_units
 #: model-level / pressure-level winds when those are available.
 SURFACE_LAYER_TOP = 100.0
 
+#: Roughness length of the ERA5 and WRF readers when neither ``z0=`` nor the file gives
+#: one, m.
+DEFAULT_Z0 = 0.1
+
 MS_UNITS = ("m s**-1", "m s-1", "m/s", "m s^-1")
 
 

@@ -90,7 +90,7 @@ from typing import Any
 
 import numpy as np
 
-from ._units import DAY, HOUR
+from ._units import DAY, G0, HOUR, R_DRY_AIR as _R_DRY_AIR
 
 __all__ = [
     "CP_DRY_AIR",
@@ -108,11 +108,11 @@ __all__ = [
 #: von Karman constant.
 VON_KARMAN = 0.4
 #: Standard gravity, m s-2.
-GRAVITY = 9.80665
+GRAVITY = G0
 #: Specific heat of dry air at constant pressure, J kg-1 K-1.
 CP_DRY_AIR = 1004.7
 #: Gas constant of dry air, J kg-1 K-1.
-R_DRY_AIR = 287.05
+R_DRY_AIR = _R_DRY_AIR
 #: Reference height of the surface wind (u10), m.
 REFERENCE_HEIGHT = 10.0
 #: Largest roughness length for which Golder's fitted lines keep their class order, m.

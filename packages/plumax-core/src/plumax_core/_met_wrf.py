@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ._met_grid import (
+    DEFAULT_Z0,
     MS_UNITS,
     SURFACE_LAYER_TOP,
     axis_weights,
@@ -77,7 +78,6 @@ __all__ = ["WRF_EARTH_RADIUS", "WRF_GRAVITY", "WRF_UNITS", "read_wrf", "wrf_crs"
 WRF_EARTH_RADIUS = 6370000.0
 #: WRF's gravitational acceleration, m s-2.
 WRF_GRAVITY = 9.81
-_DEFAULT_Z0 = 0.1
 _GRID_TOL = 0.05  # of DX
 
 WRF_UNITS: dict[str, tuple[str, ...]] = {
@@ -299,7 +299,7 @@ def read_wrf(
         elif g.has("ZNT"):
             z0_arr = g.interp("ZNT")
         else:
-            z0_arr = np.full(node_lon.shape, _DEFAULT_Z0)
+            z0_arr = np.full(node_lon.shape, DEFAULT_Z0)
         L = None
         if g.has("UST") and g.has("HFX"):
             L = obukhov_length(g.interp("UST"), g.interp("HFX"), t2, psfc)

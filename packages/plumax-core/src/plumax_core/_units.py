@@ -97,6 +97,8 @@ RATE_UNITS: Mapping[str, float] = MappingProxyType(
 # ------------------------------------------------------- constants of the column units
 PPM = 1e-6
 """One part per million, mole fraction."""
+PPB = 1e-9
+"""One part per billion, mole fraction."""
 T_STP = 273.15
 """STP temperature of the ppm·m convention, K."""
 P_STP = 101325.0
@@ -111,6 +113,10 @@ M_AIR = 28.9644e-3
 """Molar mass of dry air, kg/mol (U.S. Standard Atmosphere 1976)."""
 G0 = 9.80665
 """Standard acceleration of gravity, m s⁻² (exact, 3rd CGPM 1901)."""
+R_DRY_AIR = R_GAS / M_AIR
+"""Specific gas constant of dry air, J kg⁻¹ K⁻¹ (287.06)."""
+PRESSURE_UNITS: dict[str, float] = {"Pa": 1.0, "hPa": 100.0, "mbar": 100.0, "millibars": 100.0}
+"""Pressure unit strings (CF/UDUNITS and ECMWF spellings) -> Pa per unit."""
 _M3_PER_CM3 = 1e-6
 _CM_PER_M = 100.0
 

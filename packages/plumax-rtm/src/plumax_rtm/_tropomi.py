@@ -94,7 +94,7 @@ _ONE = {"1": 1.0, None: 1.0}
 _LAT = {"degrees_north": 1.0, "degree_north": 1.0}
 _LON = {"degrees_east": 1.0, "degree_east": 1.0}
 _MOL_M2 = {"mol m-2": 1.0, "mol/m2": 1.0, "mol m^-2": 1.0, "mol/m^2": 1.0, "mol.m-2": 1.0}
-_PA = {"Pa": 1.0, "hPa": 100.0}
+_PA = {k: units.PRESSURE_UNITS[k] for k in ("Pa", "hPa")}
 _TIME_UNITS = {
     "s": 1.0,
     "second": 1.0,
