@@ -23,6 +23,7 @@ import plumax_rtm as pr
 from plumax_core import STABILITY_CLASSES, LocalFrame, MetField, seconds_since_epoch, units
 from plumax_transport import ColumnImage
 
+from ._granule import EMIT_PIXEL_SIZE
 from ._overpass import simulate_radiance
 
 __all__ = ["SyntheticGranule", "write_synthetic_granule"]
@@ -113,8 +114,8 @@ def write_synthetic_granule(
 ) -> SyntheticGranule:
     """Write a synthetic EMIT granule with a plume, and its ERA5 file, into ``folder``.
 
-    The scene is ``n x n`` pixels of 60 m (``n`` odd: the pixel centres are multiples of
-    60 m from the centre, as the retrieval's local grid), north up, centred on
+    The scene is ``n x n`` pixels of ``EMIT_PIXEL_SIZE`` (60 m; ``n`` odd: the pixel centres
+    are multiples of it from the centre, as the retrieval's local grid), north up, centred on
     ``(lon0, lat0)``; the source at ``(x0, y0)`` m emits ``q_kgh`` at ``source_height``.
     The ERA5 file holds a uniform 10-m wind ``wind_10m = (u10, v10)`` m/s over three
     hours around ``time``; the plume blows with ``MetField.from_era5`` of it at the
@@ -146,7 +147,7 @@ def write_synthetic_granule(
     )
     speed = float(np.asarray(met.wind_speed))
     direction = float(np.asarray(met.wind_direction))
-    xs = (np.arange(n) - (n - 1) // 2) * 60.0
+    xs = (np.arange(n) - (n - 1) // 2) * EMIT_PIXEL_SIZE
     ks, kn = jr.split(jr.key(seed))
     sc = simulate_radiance(
         q_kgh=q_kgh,
