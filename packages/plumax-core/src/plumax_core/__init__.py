@@ -78,6 +78,7 @@ from ._met import (
     stability_index as stability_index,
     wind_components as wind_components,
 )
+from ._met_sample import MetSampler as MetSampler, sample_met as sample_met
 from ._met_sources import default_wind_uncertainty as default_wind_uncertainty
 from ._netcdf import open_netcdf as open_netcdf
 from ._noise import (
@@ -166,6 +167,7 @@ __all__ = [
     "LocalFrame",
     "MET_ATTR_UNITS",
     "MetField",
+    "MetSampler",
     "MetricChange",
     "MetricResult",
     "MixturePrior",
@@ -218,6 +220,7 @@ __all__ = [
     "posterior_to_datatree",
     "register_observation_kind",
     "regrid_matrix",
+    "sample_met",
     "seconds_since_epoch",
     "serialise",
     "simulate_bank",

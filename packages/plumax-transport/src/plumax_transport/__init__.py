@@ -1,4 +1,5 @@
-"""Atmospheric transport forward models for methane (Tier I: Gaussian plume and puff).
+"""Atmospheric transport forward models for methane (Tier I: Gaussian plume and puff;
+Tier II: the Lagrangian particle engine).
 
 Public API:
 
@@ -11,6 +12,12 @@ Public API:
 * :class:`BriggsPlumeRise`, :func:`sigma_y`, :func:`sigma_z`, :func:`pasquill_class`,
   :func:`pasquill_class_from_obukhov`, :func:`vertical_density`,
   :func:`vertical_fraction`, :func:`reflection_error_bound`.
+* Lagrangian particles (Tier II engine): :class:`ParticleState`, :func:`initial_state`,
+  :func:`run_particles` (one ``lax.scan`` with an ``accumulate`` callback, forward or
+  backward in time), :func:`trajectories`, :func:`time_step`, and the met at the
+  particles, :func:`boundary_layer` and :func:`mean_wind`.
+* Turbulence: :class:`AbstractTurbulence` (returns a :class:`TurbulenceProfile`),
+  :class:`HannaTurbulence` (Hanna 1982, as in FLEXPART), :class:`HomogeneousTurbulence`.
 """
 
 import importlib.metadata
@@ -31,6 +38,15 @@ from ._geometry import (
     ColumnImage as ColumnImage,
     PointReceptors as PointReceptors,
     air_molar_density as air_molar_density,
+)
+from ._particles import (
+    ParticleState as ParticleState,
+    boundary_layer as boundary_layer,
+    initial_state as initial_state,
+    mean_wind as mean_wind,
+    run_particles as run_particles,
+    time_step as time_step,
+    trajectories as trajectories,
 )
 from ._pixel_average import PixelAveraged as PixelAveraged, supersample as supersample
 from ._plume import PLUME_PARAM_SPEC as PLUME_PARAM_SPEC, GaussianPlume as GaussianPlume
@@ -54,11 +70,19 @@ from ._stability import (
     pasquill_class as pasquill_class,
     pasquill_class_from_obukhov as pasquill_class_from_obukhov,
 )
+from ._turbulence import (
+    AbstractTurbulence as AbstractTurbulence,
+    HannaTurbulence as HannaTurbulence,
+    HomogeneousTurbulence as HomogeneousTurbulence,
+    TurbulenceProfile as TurbulenceProfile,
+)
 
 __all__ = [
     "AbstractGeometry",
     "AbstractGridGeometry",
+    "AbstractTurbulence",
     "air_molar_density",
+    "boundary_layer",
     "BriggsPlumeRise",
     "buoyancy_flux",
     "ColumnAverage",
@@ -66,12 +90,17 @@ __all__ = [
     "GaussianPlume",
     "GaussianPuff",
     "GOLDER_COEFFICIENTS",
+    "HannaTurbulence",
+    "HomogeneousTurbulence",
+    "initial_state",
     "M_AIR",
     "M_CH4",
     "MAX_WIND_SPEED",
+    "mean_wind",
     "MIN_WIND_SPEED",
     "momentum_flux",
     "OUMeander",
+    "ParticleState",
     "pasquill_class",
     "pasquill_class_from_obukhov",
     "PixelAveraged",
@@ -79,10 +108,14 @@ __all__ = [
     "PointReceptors",
     "puff_intervals",
     "reflection_error_bound",
+    "run_particles",
     "sigma_y",
     "sigma_z",
     "supersample",
     "TERRAINS",
+    "time_step",
+    "trajectories",
+    "TurbulenceProfile",
     "vertical_density",
     "vertical_fraction",
     "WIND_EXPONENTS",
