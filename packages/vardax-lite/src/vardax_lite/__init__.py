@@ -7,6 +7,10 @@ in the unconstrained space of the model's ``param_spec``.
 * problem: :class:`Problem` (forward model + met + observations + prior + likelihood);
 * analyses: :class:`OptimalInterpolation`, :class:`ThreeDVar`, :class:`StrongFourDVar`,
   :class:`WeakFourDVar`, :class:`IncrementalFourDVar`, :class:`NUTSOracle`;
+  :class:`OptimalInterpolation` also runs the regional analytic flux inversion (a
+  sparse footprint ``H``, a Kronecker Matérn ``B`` from :mod:`plumax_core.linalg`):
+  ``covariance="operator"`` keeps ``P*`` as a low-rank update of ``B``, and its
+  ``posterior_std``, ``averaging_kernel`` and ``dfs`` (DOFS) need no ``D x D`` work;
 * adapters: :class:`LaplaceCovariance`, :class:`GaussNewtonHessian`,
   :class:`EnsembleCovariance`, :func:`select_adapter`;
 * export: :class:`GaussianMarkLikelihood`;

@@ -13,10 +13,17 @@ Cardinali et al. 2004, QJRMS 130:2767):
 chi-squared of the analysis residuals uses ``E[(y - H z*)^T R^{-1} (y - H z*)] = m - d_s``
 (Desroziers et al. 2005, QJRMS 131:3385, eq. 3; Rodgers 2000, §12.1.2), so a consistent
 analysis gives a value near 1.
+
+A posterior covariance held as a low-rank update of the prior itself,
+``P* = B + U C V^T`` (a :class:`plumax_core.linalg.LowRankUpdate` whose ``base`` is
+``B``: the operator covariance of :class:`OptimalInterpolation`, the
+:class:`GaussNewtonHessian` adapter) gives ``A = -U C (B^{-1} V)^T`` and
+``d_s = -tr(C V^T B^{-1} U)`` exactly, with ``k`` solves with ``B`` instead of ``D``.
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -36,16 +43,47 @@ def _op(x) -> lx.AbstractLinearOperator:
     return lx.MatrixLinearOperator(jnp.asarray(x))
 
 
+def _untagged(op: lx.AbstractLinearOperator) -> lx.AbstractLinearOperator:
+    while isinstance(op, lx.TaggedLinearOperator):
+        op = op.operator
+    return op
+
+
+def _update_of_prior(P: lx.AbstractLinearOperator, B: lx.AbstractLinearOperator):
+    """``P`` if it is a ``LowRankUpdate`` ``B + U C V^T`` over ``B`` itself, else None."""
+    P = _untagged(P)
+    if not isinstance(P, linalg.LowRankUpdate):
+        return None
+    base, prior = _untagged(P.base), _untagged(B)
+    if base is prior or eqx.tree_equal(base, prior) is True:
+        return P
+    return None
+
+
+def _update_terms(P: linalg.LowRankUpdate, B: lx.AbstractLinearOperator):
+    """``(U C, B^{-1} V)``, both ``(D, k)``, so that ``A = -(U C) (B^{-1} V)^T``."""
+    UC = P.U if P.C is None else P.U @ P.C
+    BiV = jax.vmap(lambda c: linalg.solve(B, c), in_axes=1, out_axes=1)(P.V_or_U)
+    return UC, BiV
+
+
 def averaging_kernel(posterior_cov, B) -> Float[Array, "D D"]:
     """Dense averaging kernel ``A = I - P* B^{-1}`` (Rodgers 2000, eq. 2.80).
 
     Args:
         posterior_cov: ``P*`` as a matrix, a lineax operator or a Posterior with ``cov``.
-        B: prior covariance (matrix or lineax operator), same space.
+        B: prior covariance (matrix or lineax operator, symmetric), same space.
+
+    A ``LowRankUpdate`` ``P* = B + U C V^T`` over ``B`` itself gives
+    ``A = -U C (B^{-1} V)^T`` with ``k`` solves (the result is still ``D x D``).
     """
     P, Bop = _op(posterior_cov), _op(B)
     if P.in_size() != Bop.in_size():
         raise ValueError(f"`posterior_cov` is {P.in_size()}-D but `B` is {Bop.in_size()}-D")
+    update = _update_of_prior(P, Bop)
+    if update is not None:
+        UC, BiV = _update_terms(update, Bop)
+        return -(UC @ BiV.T)
     Pm = P.as_matrix()
     d = Pm.shape[0]
     # P B^{-1} = (B^{-1} P)^T for symmetric P, B
@@ -54,7 +92,16 @@ def averaging_kernel(posterior_cov, B) -> Float[Array, "D D"]:
 
 
 def dfs(posterior_cov, B) -> Float[Array, ""]:
-    """Degrees of freedom for signal ``tr(I - P* B^{-1})`` (exact, ``O(D^3)``)."""
+    """Degrees of freedom for signal ``tr(I - P* B^{-1})`` (exact, ``O(D^3)``).
+
+    For a ``LowRankUpdate`` ``P* = B + U C V^T`` over ``B`` itself:
+    ``-tr(C V^T B^{-1} U)``, ``O(D k)`` plus ``k`` solves with ``B``, never ``D x D``.
+    """
+    P, Bop = _op(posterior_cov), _op(B)
+    update = _update_of_prior(P, Bop) if P.in_size() == Bop.in_size() else None
+    if update is not None:
+        UC, BiV = _update_terms(update, Bop)
+        return -jnp.sum(UC * BiV)
     return jnp.trace(averaging_kernel(posterior_cov, B))
 
 

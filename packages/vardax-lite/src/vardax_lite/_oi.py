@@ -11,11 +11,34 @@ For ``y = c + H z + e``, ``e ~ N(0, R)``, prior ``z ~ N(z_b, B)`` (Gandin 1963; 
 
 The information form (``D x D`` solve) is used when ``m >= D``, the gain form
 (``m x m`` solve) otherwise. ``R`` and ``B`` may be any lineax operators, including the
-structured ones of :mod:`plumax_core.linalg` (their solves are used for ``R^{-1} H``).
+structured ones of :mod:`plumax_core.linalg` (their solves are used for ``R^{-1} H``);
+``H`` may be any lineax operator, e.g. a sparse footprint
+(:class:`plumax_core.linalg.SparseMatrix`).
+
+**Large state vectors (regional flux inversions).** With ``S = H B H^T + R`` the gain
+form only ever needs ``B H^T`` (``D x m``, from ``m`` products with ``B``) and ``S``
+(``m x m``), so a Kronecker-structured ``B`` over ``10^4`` grid cells is never
+materialised. The posterior covariance is then held as the low-rank update
+
+.. math::
+
+    P^* = B - (B H^\\top)\\, S^{-1} (B H^\\top)^\\top
+    \\quad(\\text{``LowRankUpdate(B, U=B H^T, C=-S^{-1})``}),
+
+whose diagonal (the marginal variances) is
+``diag(B) - rowsum((B H^T) * (B H^T S^{-1}))``, ``O(D m)``. The averaging kernel
+``A = I - P* B^{-1} = B H^T S^{-1} H`` (Rodgers 2000, eq. 2.80) is a rank-``m``
+operator and the degrees of freedom for signal (DOFS) are
+``tr A = tr(S^{-1} H B H^T)``, an ``m x m`` trace. These are the closed-form
+analytic-inversion quantities of the Integrated Methane Inversion (Varon et al. 2022,
+GMD 15:5787: ``x_hat``, ``S_hat = (K^T S_O^{-1} K + S_A^{-1})^{-1}`` and
+``A = I - S_hat S_A^{-1}``; IMI's regularisation factor ``gamma`` is ``R = S_O / gamma``),
+computed without ``D x D`` work.
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -28,11 +51,17 @@ from ._analysis import AbstractAnalysis
 from ._problem import Problem, _is_diagonal, check_spd
 
 _PSD = (lx.symmetric_tag, lx.positive_semidefinite_tag)
+COVARIANCES = ("auto", "dense", "operator")
+# "auto" switches to the operator covariance above this many state elements (with m < D):
+# a dense D x D float64 matrix is then >= 32 MB and grows as D^2.
+AUTO_OPERATOR_MIN_DIM = 2000
 
 
 def _as_operator(x, name: str) -> lx.AbstractLinearOperator:
     if isinstance(x, lx.AbstractLinearOperator):
         return x
+    if type(x).__module__.startswith(("jax.experimental.sparse", "scipy.sparse")):
+        return linalg.SparseMatrix(x)
     arr = jnp.asarray(x)
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
@@ -47,17 +76,26 @@ class OptimalInterpolation(AbstractAnalysis):
     """BLUE / optimal interpolation with lineax ``H``, ``R``, ``B``.
 
     Attributes:
-        H: observation operator, ``m x D`` (matrix or lineax operator).
+        H: observation operator, ``m x D``: a matrix, a sparse matrix (BCOO or
+            ``scipy.sparse``, wrapped as :class:`plumax_core.linalg.SparseMatrix`) or any
+            lineax operator.
         R: observation-error covariance, ``m x m`` SPD.
         B: prior (background) covariance, ``D x D`` SPD.
         x_b: prior mean, ``(D,)``.
         offset: ``c``, ``(m,)``: the model is ``y = c + H z`` (zeros by default).
         param_spec: optional layout attached to the posterior (then ``z`` is its
             unconstrained space).
+        covariance: how :meth:`posterior` holds ``P*`` (static). ``"dense"``: a dense
+            ``D x D`` matrix (information form if ``m >= D``, gain form otherwise).
+            ``"operator"``: the gain-form :class:`plumax_core.linalg.LowRankUpdate`
+            ``B - (B H^T) S^{-1} (B H^T)^T`` (``m x m`` work, never ``D x D``; meant for
+            ``m < D``, since it factorises the ``m x m`` matrix ``S`` whatever ``m``).
+            ``"auto"`` (default): ``"operator"`` when ``m < D`` and
+            ``D > AUTO_OPERATOR_MIN_DIM`` (2000), ``"dense"`` otherwise.
 
     Raises:
         ValueError: non-SPD ``B`` or ``R``; ``H`` / ``R`` / ``B`` / ``x_b`` shapes that do
-            not match.
+            not match; an unknown ``covariance``.
     """
 
     H: lx.AbstractLinearOperator
@@ -66,8 +104,20 @@ class OptimalInterpolation(AbstractAnalysis):
     x_b: Float[Array, " D"]
     offset: Float[Array, " m"]
     param_spec: ParamSpec | None = None
+    covariance: str = eqx.field(static=True, default="auto")
 
-    def __init__(self, H, R, B, x_b, *, offset=None, param_spec: ParamSpec | None = None):
+    def __init__(
+        self,
+        H,
+        R,
+        B,
+        x_b,
+        *,
+        offset=None,
+        param_spec: ParamSpec | None = None,
+        covariance: str = "auto",
+    ):
+        self.covariance = covariance
         self.H = _as_operator(H, "H")
         R = _as_operator(R, "R")
         B = _as_operator(B, "B")
@@ -104,6 +154,10 @@ class OptimalInterpolation(AbstractAnalysis):
             raise ValueError(f"`param_spec` has size {param_spec.size} but `H` has D={d}")
         self.param_spec = param_spec
 
+    def __check_init__(self):
+        if self.covariance not in COVARIANCES:
+            raise ValueError(f"`covariance` must be one of {COVARIANCES}, got {self.covariance!r}")
+
     @classmethod
     def from_problem(cls, problem: Problem) -> OptimalInterpolation:
         """Linearise ``problem``'s forward model at the prior mean (exact for linear models)."""
@@ -134,15 +188,20 @@ class OptimalInterpolation(AbstractAnalysis):
             R = lx.MatrixLinearOperator(Rm, _PSD)
         return Hd[idx], R, self.offset[idx], idx
 
-    def analysis(self, y, mask=None) -> tuple[Float[Array, " D"], Float[Array, "D D"]]:
-        """Posterior mean ``z*`` and dense covariance ``P*`` for data ``y`` (``(m,)``)."""
+    def _check_mask(self, mask):
+        if mask is None:
+            return None
+        mask = np.asarray(mask, bool).ravel()
+        if mask.shape != (self.n_obs,):
+            raise ValueError(f"`mask` must have shape ({self.n_obs},), got {mask.shape}")
+        return mask
+
+    def _prepare(self, y, mask):
+        """Checked data and the valid rows: ``(y, H, R, c)`` with ``H`` dense ``(m', D)``."""
         y = jnp.asarray(y, self.x_b.dtype).ravel()
         if y.shape != (self.n_obs,):
             raise ValueError(f"`y` must have {self.n_obs} values (rows of `H`), got {y.shape}")
-        if mask is not None:
-            mask = np.asarray(mask, bool).ravel()
-            if mask.shape != y.shape:
-                raise ValueError(f"`mask` must have shape {y.shape}, got {mask.shape}")
+        mask = self._check_mask(mask)
         valid = np.ones(y.shape, bool) if mask is None else mask
         if not isinstance(y, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(y)[valid])):
             raise ValueError(
@@ -151,29 +210,74 @@ class OptimalInterpolation(AbstractAnalysis):
         Hd, R, c, idx = self._reduce(mask)
         if idx is not None:
             y = y[idx]
+        return y, Hd, R, c
+
+    def _information(self, Hd, R):
+        """``(R^{-1} H, chol(B^{-1} + H^T R^{-1} H))``: the ``D x D`` information form."""
+        RiH = jax.vmap(lambda col: linalg.solve(R, col), in_axes=1, out_axes=1)(Hd)
+        A = linalg.inverse(self.B).as_matrix() + Hd.T @ RiH
+        A = 0.5 * (A + A.T)
+        return RiH, jax.scipy.linalg.cho_factor(A, lower=True)
+
+    def _gain(self, Hd, R):
+        """``(B H^T, chol(S))`` with ``S = H B H^T + R``: the ``m x m`` gain form.
+
+        ``B H^T`` (``D x m``) costs ``m`` products with ``B`` (structured for a
+        Kronecker ``B``); ``B`` itself is never materialised.
+        """
+        BHt = jax.vmap(self.B.mv, in_axes=0, out_axes=1)(Hd)  # (D, m) = B H^T
+        S = Hd @ BHt + R.as_matrix()
+        S = 0.5 * (S + S.T)
+        return BHt, jax.scipy.linalg.cho_factor(S, lower=True)
+
+    def analysis(self, y, mask=None) -> tuple[Float[Array, " D"], Float[Array, "D D"]]:
+        """Posterior mean ``z*`` and dense covariance ``P*`` for data ``y`` (``(m,)``)."""
+        y, Hd, R, c = self._prepare(y, mask)
         d = y - c - Hd @ self.x_b
-        B = self.B
         D, m = Hd.shape[1], Hd.shape[0]
         if m >= D:
-            RiH = jax.vmap(lambda col: linalg.solve(R, col), in_axes=1, out_axes=1)(Hd)
-            A = linalg.inverse(B).as_matrix() + Hd.T @ RiH
-            A = 0.5 * (A + A.T)
-            cf = jax.scipy.linalg.cho_factor(A, lower=True)
-            P = jax.scipy.linalg.cho_solve(cf, jnp.eye(D, dtype=A.dtype))
+            RiH, cf = self._information(Hd, R)
+            P = jax.scipy.linalg.cho_solve(cf, jnp.eye(D, dtype=RiH.dtype))
             mean = self.x_b + jax.scipy.linalg.cho_solve(cf, RiH.T @ d)
         else:
-            BHt = jax.vmap(B.mv, in_axes=0, out_axes=1)(Hd)  # (D, m) = B H^T
-            S = Hd @ BHt + R.as_matrix()
-            S = 0.5 * (S + S.T)
-            cf = jax.scipy.linalg.cho_factor(S, lower=True)
+            BHt, cf = self._gain(Hd, R)
             K = jax.scipy.linalg.cho_solve(cf, BHt.T).T  # (D, m)
             mean = self.x_b + K @ d
-            P = B.as_matrix() - K @ BHt.T
+            P = self.B.as_matrix() - K @ BHt.T
         return mean, 0.5 * (P + P.T)
+
+    def analysis_operator(self, y, mask=None) -> tuple[Float[Array, " D"], linalg.LowRankUpdate]:
+        """Posterior mean ``z*`` and ``P*`` as an operator, in the gain form.
+
+        ``P* = B + U C U^T`` with ``U = B H^T`` (``D x m``) and ``C = -S^{-1}``, a
+        :class:`plumax_core.linalg.LowRankUpdate` over ``B`` itself (tagged symmetric;
+        not positive-semidefinite-tagged, because ``C`` is negative definite and the
+        PSD-tagged Woodbury path of ``LowRankUpdate`` assumes a positive definite
+        ``C``). ``lx.diagonal`` of it costs ``O(D m)``; ``as_matrix()`` is the only
+        ``D x D`` operation. Work: ``m`` products with ``B`` and an ``m x m`` Cholesky.
+        """
+        y, Hd, R, c = self._prepare(y, mask)
+        d = y - c - Hd @ self.x_b
+        BHt, cf = self._gain(Hd, R)
+        m = Hd.shape[0]
+        Sinv = jax.scipy.linalg.cho_solve(cf, jnp.eye(m, dtype=BHt.dtype))
+        Sinv = 0.5 * (Sinv + Sinv.T)
+        mean = self.x_b + BHt @ jax.scipy.linalg.cho_solve(cf, d)
+        cov = linalg.LowRankUpdate(self.B, BHt, -Sinv, tags=lx.symmetric_tag)
+        return mean, cov
+
+    def _operator_covariance(self, m: int) -> bool:
+        if self.covariance == "auto":
+            return m < self.dim and self.dim > AUTO_OPERATOR_MIN_DIM
+        return self.covariance == "operator"
 
     def posterior(self, data, *, key: PRNGKeyArray | None = None, mask=None) -> Posterior:
         """Closed-form posterior for ``data``: an ``(m,)`` array, ``Observations`` or a
-        :class:`Problem` (its observations and mask are used)."""
+        :class:`Problem` (its observations and mask are used).
+
+        Its ``cov`` is a dense ``lx.MatrixLinearOperator`` or, per ``covariance``, the
+        :meth:`analysis_operator` low-rank update (``Posterior.std()`` then reads its
+        cheap diagonal)."""
         del key
         if isinstance(data, Problem):
             data = data.observations
@@ -182,8 +286,14 @@ class OptimalInterpolation(AbstractAnalysis):
             y = data.filled(0.0).ravel()
         else:
             y = data
-        mean, P = self.analysis(y, mask)
         m_used = self.n_obs if mask is None else int(np.sum(np.asarray(mask)))
+        if self._operator_covariance(m_used):
+            mean, cov = self.analysis_operator(y, mask)
+            kind = "operator"
+        else:
+            mean, P = self.analysis(y, mask)
+            cov = lx.MatrixLinearOperator(P, _PSD)
+            kind = "dense"
         prov = make_provenance(
             obs_ops_used=(type(self.H).__name__,),
             n_iter=1,
@@ -195,11 +305,70 @@ class OptimalInterpolation(AbstractAnalysis):
             analysis_name="OptimalInterpolation",
             n_obs=m_used,
             adapter="closed_form",
+            covariance=kind,
         )
-        return Posterior(
-            mean, lx.MatrixLinearOperator(P, _PSD), provenance=prov, param_spec=self.param_spec
-        )
+        return Posterior(mean, cov, provenance=prov, param_spec=self.param_spec)
 
     def posterior_mean_batch(self, Y: Float[Array, "N m"]) -> Float[Array, "N D"]:
         """Posterior means for a batch of data vectors (the covariance does not depend on y)."""
+        if self._operator_covariance(self.n_obs):
+            return jax.vmap(lambda y: self.analysis_operator(y)[0])(jnp.asarray(Y))
         return jax.vmap(lambda y: self.analysis(y)[0])(jnp.asarray(Y))
+
+    # -- information content (no data needed) ----------------------------------------
+
+    def posterior_std(self, mask=None) -> Float[Array, " D"]:
+        """Marginal posterior standard deviations ``sqrt(diag P*)``.
+
+        Gain form (``m < D``): ``diag(B) - rowsum((B H^T) * (B H^T S^{-1}))``, ``O(D m)``
+        beyond ``diag(B)`` and never ``D x D``; information form (``m >= D``): the
+        diagonal of the ``D x D`` inverse Hessian.
+        """
+        Hd, R = self._rows(mask)
+        D, m = Hd.shape[1], Hd.shape[0]
+        if m >= D:
+            _, cf = self._information(Hd, R)
+            P = jax.scipy.linalg.cho_solve(cf, jnp.eye(D, dtype=Hd.dtype))
+            return jnp.sqrt(jnp.diagonal(P))
+        BHt, cf = self._gain(Hd, R)
+        K = jax.scipy.linalg.cho_solve(cf, BHt.T).T  # (D, m) = B H^T S^{-1}
+        return jnp.sqrt(lx.diagonal(self.B) - jnp.sum(BHt * K, axis=1))
+
+    def averaging_kernel(self, mask=None) -> lx.AbstractLinearOperator:
+        """The averaging kernel ``A = I - P* B^{-1} = P* H^T R^{-1} H`` (Rodgers 2000, eq. 2.80).
+
+        Gain form (``m < D``): ``A = K H`` with the gain ``K = B H^T S^{-1}``, a
+        rank-``m`` operator held as the :class:`plumax_core.linalg.LowRankUpdate`
+        ``0 + K H`` (``U = K``, ``V = H^T``): ``mv`` and ``lx.diagonal`` cost
+        ``O(D m)``, ``as_matrix()`` is ``D x D``; it is singular (``solve`` is
+        meaningless). Information form (``m >= D``): a dense ``lx.MatrixLinearOperator``
+        ``P* H^T R^{-1} H``. ``A`` is not symmetric in general.
+        """
+        Hd, R = self._rows(mask)
+        D, m = Hd.shape[1], Hd.shape[0]
+        if m >= D:
+            RiH, cf = self._information(Hd, R)
+            return lx.MatrixLinearOperator(jax.scipy.linalg.cho_solve(cf, Hd.T @ RiH))
+        BHt, cf = self._gain(Hd, R)
+        K = jax.scipy.linalg.cho_solve(cf, BHt.T).T  # (D, m)
+        zero = lx.DiagonalLinearOperator(jnp.zeros(D, dtype=K.dtype))
+        return linalg.LowRankUpdate(zero, K, None, Hd.T)
+
+    def dfs(self, mask=None) -> Float[Array, ""]:
+        """Degrees of freedom for signal (IMI's DOFS), ``tr A`` (Rodgers 2000, eq. 2.81).
+
+        Gain form (``m < D``): ``tr(S^{-1} H B H^T)``, an ``m x m`` trace; information
+        form: ``tr(P* H^T R^{-1} H)``.
+        """
+        Hd, R = self._rows(mask)
+        D, m = Hd.shape[1], Hd.shape[0]
+        if m >= D:
+            RiH, cf = self._information(Hd, R)
+            return jnp.trace(jax.scipy.linalg.cho_solve(cf, Hd.T @ RiH))
+        BHt, cf = self._gain(Hd, R)
+        return jnp.trace(jax.scipy.linalg.cho_solve(cf, Hd @ BHt))
+
+    def _rows(self, mask):
+        """Dense ``H`` and ``R`` of the valid observations (no data needed)."""
+        Hd, R, _, _ = self._reduce(self._check_mask(mask))
+        return Hd, R
