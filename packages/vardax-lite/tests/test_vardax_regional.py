@@ -366,3 +366,25 @@ def test_lognormal_small_sigma_is_linear_gaussian(x64):
     z_map = np.asarray(post.mean)
     z_lin = _gaussian_linearised_at_prior(case)
     assert np.linalg.norm(z_map - z_lin) < 0.02 * np.linalg.norm(z_lin - case["mu"])
+
+
+def test_check_spd_reads_structured_priors_through_their_parts(monkeypatch):
+    """A Kronecker (or D A D) prior is checked factor by factor, never as one matrix,
+    and a factor that is not SPD is still caught."""
+    from vardax_lite._problem import check_spd
+
+    x = np.linspace(0.0, 49e3, 50)
+    good = linalg.separable_matern32(x, x, 5e3, np.full((50, 50), 2.0))
+
+    def refuse(self):
+        raise AssertionError("the 2500 x 2500 product was materialised")
+
+    monkeypatch.setattr(linalg.Kronecker, "as_matrix", refuse)
+    monkeypatch.setattr(linalg.DiagonalScaled, "as_matrix", refuse)
+    check_spd(good, "B")
+    bad_factor = lx.MatrixLinearOperator(jnp.array([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"B \(Kronecker factor 1\).*not symmetric positive"):
+        check_spd(linalg.Kronecker(lx.MatrixLinearOperator(jnp.eye(2)), bad_factor), "B")
+    zero_scale = linalg.DiagonalScaled(lx.MatrixLinearOperator(jnp.eye(2)), jnp.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match="zero or non-finite scale"):
+        check_spd(zero_scale, "B")

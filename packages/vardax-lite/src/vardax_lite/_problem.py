@@ -58,8 +58,14 @@ def _is_diagonal(op: lx.AbstractLinearOperator) -> bool:
 def check_spd(op: lx.AbstractLinearOperator, name: str, *, max_dense: int = 4096) -> None:
     """Raise ``ValueError`` naming ``name`` unless a concrete operator is SPD.
 
-    Diagonal operators are checked elementwise; others of size ``<= max_dense`` are
-    materialised and checked for symmetry and a finite Cholesky factor.
+    Diagonal operators are checked elementwise; a :class:`plumax_core.linalg.Kronecker`
+    product is SPD exactly when every factor is (its eigenvalues are the products of
+    the factors'), and a symmetric :class:`plumax_core.linalg.DiagonalScaled`
+    ``D A D`` exactly when ``A`` is and ``D`` has no zero, so those are checked
+    through their parts without forming the product (a 50 x 50 grid's Matern prior
+    is checked on two 50 x 50 factors, not one 2500 x 2500 matrix). Other operators of
+    size ``<= max_dense`` are materialised and checked for symmetry and a finite
+    Cholesky factor.
     """
     if not isinstance(op, lx.AbstractLinearOperator):
         raise TypeError(
@@ -71,6 +77,19 @@ def check_spd(op: lx.AbstractLinearOperator, name: str, *, max_dense: int = 4096
         d = np.asarray(lx.diagonal(op))
         if not np.all(np.isfinite(d)) or np.any(d <= 0):
             raise ValueError(f"`{name}` is not positive definite (diagonal has entries <= 0)")
+        return
+    if isinstance(op, linalg.Kronecker):
+        for i, factor in enumerate(op.factors):
+            check_spd(factor, f"{name} (Kronecker factor {i})", max_dense=max_dense)
+        return
+    if isinstance(op, linalg.DiagonalScaled) and op.right is None:
+        try:
+            scale = np.asarray(op.left)
+        except jax.errors.ConcretizationTypeError:  # pragma: no cover - traced
+            return
+        if not np.all(np.isfinite(scale)) or np.any(scale == 0):
+            raise ValueError(f"`{name}` is not positive definite (a zero or non-finite scale)")
+        check_spd(op.operator, name, max_dense=max_dense)
         return
     if op.in_size() > max_dense:
         return
