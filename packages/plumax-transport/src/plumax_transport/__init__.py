@@ -18,6 +18,10 @@ Public API:
   particles, :func:`boundary_layer` and :func:`mean_wind`.
 * Turbulence: :class:`AbstractTurbulence` (returns a :class:`TurbulenceProfile`),
   :class:`HannaTurbulence` (Hanna 1982, as in FLEXPART), :class:`HomogeneousTurbulence`.
+* Footprints (Tier II): :func:`backward_footprints` (backward particle runs from
+  :class:`PointReceptors` or :class:`ColumnReceptors`, STILT's surface-layer residence
+  time) gives a sparse :class:`Footprint`; :class:`FootprintForward` is the linear flux
+  forward model ``y = F q + background``.
 """
 
 import importlib.metadata
@@ -29,6 +33,9 @@ from plumax_core.validation import (
 
 from ._common import WIND_EXPONENTS as WIND_EXPONENTS
 from ._dispersion import TERRAINS as TERRAINS, sigma_y as sigma_y, sigma_z as sigma_z
+from ._footprint import ColumnReceptors as ColumnReceptors, Footprint as Footprint
+from ._footprint_backward import backward_footprints as backward_footprints
+from ._footprint_forward import FootprintForward as FootprintForward
 from ._geometry import (
     M_AIR as M_AIR,
     M_CH4 as M_CH4,
@@ -82,11 +89,15 @@ __all__ = [
     "AbstractGridGeometry",
     "AbstractTurbulence",
     "air_molar_density",
+    "backward_footprints",
     "boundary_layer",
     "BriggsPlumeRise",
     "buoyancy_flux",
     "ColumnAverage",
     "ColumnImage",
+    "ColumnReceptors",
+    "Footprint",
+    "FootprintForward",
     "GaussianPlume",
     "GaussianPuff",
     "GOLDER_COEFFICIENTS",
