@@ -388,3 +388,21 @@ def test_check_spd_reads_structured_priors_through_their_parts(monkeypatch):
     zero_scale = linalg.DiagonalScaled(lx.MatrixLinearOperator(jnp.eye(2)), jnp.array([1.0, 0.0]))
     with pytest.raises(ValueError, match="zero or non-finite scale"):
         check_spd(zero_scale, "B")
+
+
+def test_float32_cancellation_names_the_remedy():
+    """A strongly constrained problem in float32: P = B - B H^T S^-1 H B cancels, and the
+    error says to run the analysis in float64 (rather than a bare covariance check)."""
+    rng = np.random.default_rng(1)
+    B = linalg.separable_matern32(np.arange(20.0), np.arange(15.0), 3.0, 1.0)
+    H = rng.uniform(0, 1, (250, 300)) * (rng.uniform(size=(250, 300)) < 0.1)
+    oi = vx.OptimalInterpolation(
+        jnp.asarray(H, jnp.float32),
+        np.eye(250, dtype=np.float32) * 1e-4,
+        B,
+        np.zeros(300, np.float32),
+        covariance="operator",
+    )
+    y = np.asarray(H @ rng.normal(size=300), np.float32)
+    with pytest.raises(ValueError, match="float32.*run this analysis in float64"):
+        oi.posterior(y)

@@ -307,7 +307,18 @@ class OptimalInterpolation(AbstractAnalysis):
             adapter="closed_form",
             covariance=kind,
         )
-        return Posterior(mean, cov, provenance=prov, param_spec=self.param_spec)
+        try:
+            return Posterior(mean, cov, provenance=prov, param_spec=self.param_spec)
+        except ValueError as err:
+            if jnp.dtype(mean.dtype).itemsize >= 8:
+                raise
+            raise ValueError(
+                f"the posterior covariance failed its check in {mean.dtype} ({err}). "
+                "Where the data constrain a direction much more than the prior does, "
+                "P = B - B H^T S^-1 H B is a small difference of large numbers and single "
+                "precision loses it; run this analysis in float64 "
+                "(jax.config.update('jax_enable_x64', True) before building the arrays)"
+            ) from err
 
     def posterior_mean_batch(self, Y: Float[Array, "N m"]) -> Float[Array, "N D"]:
         """Posterior means for a batch of data vectors (the covariance does not depend on y)."""
