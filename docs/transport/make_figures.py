@@ -1,4 +1,4 @@
-"""Render the example figures of the Tier I transport pages (matplotlib, Agg).
+"""Render the example figures of the transport pages, Tiers I and II (matplotlib, Agg).
 
 uv run python docs/transport/make_figures.py
 """
@@ -73,7 +73,77 @@ def puff_figure():
     fig.savefig(IMG / "gaussian_puff_column.png")
 
 
+def lagrangian_figure():
+    """Tier II: particles beside the plume, one column's footprint, a twin inversion."""
+    import jax
+    import jax.random as jr
+
+    import vardax_lite as vx
+    from plumax_core import linalg
+    from plumax_transport import ColumnReceptors, LagrangianParticles, backward_footprints
+
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6), dpi=100)
+    # particles and plume, one source
+    met = MetField.uniform(4.0, 270.0, obukhov_length=-50.0, pblh=1000.0, z0=0.1)
+    x = np.linspace(25.0, 2000.0, 80)
+    y = np.linspace(-500.0, 500.0, 41)
+    geometry = ColumnImage(x, y)
+    params = {"Q": 0.1, "x0": 0.0, "y0": 0.0, "H": 10.0}
+    particles = LagrangianParticles(geometry, key=jr.key(0), n_particles=2000)(params, met)
+    plume = GaussianPlume(geometry)(params, met)
+    ax = axes[0]
+    levels = [10.0, 40.0]
+    pc = ax.pcolormesh(x, y, np.asarray(particles.values), shading="auto", cmap="magma", vmax=150)
+    ax.contour(x, y, np.asarray(particles.values), levels=levels, colors="w", linewidths=0.8)
+    ax.contour(x, y, np.asarray(plume.values), levels=levels, colors="c", linewidths=0.8)
+    fig.colorbar(pc, ax=ax, label="column (ppm·m)")
+    ax.set(xlabel="x (m)", ylabel="y (m)", title="particles (white) and plume (cyan): 10, 40 ppm·m")
+    # a footprint and a twin inversion (float64, as the docs advise)
+    with jax.enable_x64(True):
+        met = MetField.uniform(5.0, 270.0, obukhov_length=-100.0, pblh=1000.0, z0=0.1)
+        edges = np.linspace(-20e3, 20e3, 21)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        rng = np.random.default_rng(0)
+        n = 120
+        receptors = ColumnReceptors(
+            rng.uniform(-10e3, 20e3, n), rng.uniform(-15e3, 15e3, n), units="xch4_ppb"
+        )
+        fp = backward_footprints(
+            receptors,
+            met,
+            x=edges,
+            y=edges,
+            time=np.full(n, 3 * 3600.0),
+            duration=3 * 3600.0,
+            dt=20.0,
+            n_particles=100,
+            key=jr.key(0),
+        )
+        truth = np.full((20, 20), 1e-7)
+        truth[8:10, 5:7] = 1e-6
+        obs = fp.apply(truth) + rng.normal(0.0, 0.5, n)
+        prior = linalg.separable_matern32(centres, centres, 4e3, 5e-7)
+        oi = vx.OptimalInterpolation(
+            fp.operator, np.eye(n) * 0.25, prior, np.full(400, 1e-7), covariance="operator"
+        )
+        flux = np.asarray(oi.posterior(obs).mean).reshape(20, 20)
+        one = np.asarray(fp.dense())[int(np.argmax(receptors.x))].reshape(20, 20)
+    km = edges / 1e3
+    ax = axes[1]
+    pc = ax.pcolormesh(km, km, np.where(one > 0, one, np.nan), cmap="viridis")
+    fig.colorbar(pc, ax=ax, label=fp.units)
+    ax.set(xlabel="x (km)", ylabel="y (km)", aspect="equal", title="footprint of one column")
+    ax = axes[2]
+    pc = ax.pcolormesh(km, km, flux * 1e6, cmap="magma", vmin=0)
+    ax.plot(receptors.x / 1e3, receptors.y / 1e3, "c.", ms=2)
+    fig.colorbar(pc, ax=ax, label="posterior flux (mg m-2 s-1)")
+    ax.set(xlabel="x (km)", ylabel="y (km)", aspect="equal", title="twin inversion, 120 columns")
+    fig.tight_layout()
+    fig.savefig(IMG / "lagrangian.png")
+
+
 if __name__ == "__main__":
     IMG.mkdir(exist_ok=True)
     plume_figure()
     puff_figure()
+    lagrangian_figure()

@@ -21,6 +21,7 @@ from plumax_transport import (
     ColumnImage,
     GaussianPlume,
     GaussianPuff,
+    LagrangianParticles,
     PointReceptors,
     pasquill_class,
 )
@@ -33,6 +34,11 @@ GOOD = (MIN_WIND_SPEED, 4.0, MAX_WIND_SPEED)
 _GEO = PointReceptors(np.array([400.0]), 0.0, 1.0)
 _PLUME = GaussianPlume(_GEO)
 _PUFF = GaussianPuff(_GEO, [0.0, 100.0], obs_time=200.0, puff_interval=50.0)
+# a single receptor has no extent to choose the duration from; dt and duration given so
+# that a traced met runs
+_PARTICLES = LagrangianParticles(
+    _GEO, key=jax.random.key(0), n_particles=64, dt=1.0, duration=100.0
+)
 _P_PLUME = {"Q": 0.05, "x0": 0.0, "y0": 0.0, "H": 5.0}
 _P_PUFF = {"Q": jnp.array([0.05]), "x0": 0.0, "y0": 0.0, "H": 5.0}
 
@@ -58,9 +64,17 @@ WIND_ENTRIES = {
     "MetField.from_timeseries": ("speed", _series),
     "GaussianPlume": ("met.wind_speed", lambda s: _PLUME(_P_PLUME, _met_with_speed(s))),
     "GaussianPuff": ("met.wind_speed", lambda s: _PUFF(_P_PUFF, _met_with_speed(s))),
+    "LagrangianParticles": (
+        "met.wind_speed",
+        lambda s: _PARTICLES(_P_PLUME, _met_with_speed(s)),
+    ),
 }
 #: The models cannot be handed a negative speed (met carries components u, v).
-_NOT_EXPRESSIBLE = {("GaussianPlume", -1.0), ("GaussianPuff", -1.0)}
+_NOT_EXPRESSIBLE = {
+    ("GaussianPlume", -1.0),
+    ("GaussianPuff", -1.0),
+    ("LagrangianParticles", -1.0),
+}
 
 
 @pytest.mark.parametrize("entry", sorted(WIND_ENTRIES))
@@ -81,7 +95,7 @@ def test_every_wind_entry_applies_the_one_rule(entry):
         call(speed)
 
 
-@pytest.mark.parametrize("model", ["GaussianPlume", "GaussianPuff"])
+@pytest.mark.parametrize("model", ["GaussianPlume", "GaussianPuff", "LagrangianParticles"])
 def test_models_apply_the_rule_under_jit_with_clean_errors(model):
     """Traced, the same rule and the same message (without the value), as a ValueError."""
     name, call = WIND_ENTRIES[model]

@@ -16,6 +16,8 @@ Public API:
   :func:`run_particles` (one ``lax.scan`` with an ``accumulate`` callback, forward or
   backward in time), :func:`trajectories`, :func:`time_step`, and the met at the
   particles, :func:`boundary_layer` and :func:`mean_wind`.
+* :class:`LagrangianParticles` — the Tier II forward model on the engine, a drop-in for
+  :class:`GaussianPlume` (same parameters, geometries and observations).
 * Turbulence: :class:`AbstractTurbulence` (returns a :class:`TurbulenceProfile`),
   :class:`HannaTurbulence` (Hanna 1982, as in FLEXPART), :class:`HomogeneousTurbulence`.
 * Footprints (Tier II): :func:`backward_footprints` (backward particle runs from
@@ -46,6 +48,7 @@ from ._geometry import (
     PointReceptors as PointReceptors,
     air_molar_density as air_molar_density,
 )
+from ._lagrangian import LagrangianParticles as LagrangianParticles
 from ._particles import (
     ParticleState as ParticleState,
     boundary_layer as boundary_layer,
@@ -104,6 +107,7 @@ __all__ = [
     "HannaTurbulence",
     "HomogeneousTurbulence",
     "initial_state",
+    "LagrangianParticles",
     "M_AIR",
     "M_CH4",
     "MAX_WIND_SPEED",

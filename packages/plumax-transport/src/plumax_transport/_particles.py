@@ -458,8 +458,13 @@ def _run_impl(
             user = accumulate(user, st, k)
         return (st, aux, user), None
 
+    # rematerialise each step under reverse-mode AD: the gradient then stores only the
+    # per-step carry, not every intermediate of the step (a 10^4-particle x 600-step
+    # column-image gradient peaked at 6.8 GB resident without it)
     (state, _, carry), _ = jax.lax.scan(
-        body, (state, aux0, carry), jnp.arange(n_steps, dtype=jnp.int32)
+        jax.checkpoint(body, prevent_cse=False),
+        (state, aux0, carry),
+        jnp.arange(n_steps, dtype=jnp.int32),
     )
     return state, carry
 
