@@ -406,3 +406,106 @@ def test_float32_cancellation_names_the_remedy():
     y = np.asarray(H @ rng.normal(size=300), np.float32)
     with pytest.raises(ValueError, match="float32.*run this analysis in float64"):
         oi.posterior(y)
+
+
+def _pinned_case(dtype, R=1e-8):
+    """40 cells, 39 sparse receptors nearly noise-free: the data pin most of the state,
+    and the gain-form variance diag(B) - rowsum(B Hᵀ * K) cancels to a few 1e-7."""
+    rng = np.random.default_rng(0)
+    H = rng.uniform(size=(39, 40)) * (rng.uniform(size=(39, 40)) < 0.2)
+    B = linalg.separable_matern32(np.arange(8.0), np.arange(5.0), 3.0, 1.0)
+    oi = vx.OptimalInterpolation(
+        jnp.asarray(H, dtype), np.eye(39, dtype=dtype) * R, B, np.zeros(40, dtype)
+    )
+    return oi, H, B
+
+
+def test_posterior_std_float32_cancellation_raises():
+    """float32 loses the variance (sqrt would be NaN): an error naming float64, and NaN
+    (not a clamped 0) under jit; float64 gives the reference stds."""
+    import equinox as eqx
+
+    oi, H, B = _pinned_case(np.float32)
+    with pytest.raises(
+        ValueError, match="posterior_std.*float32.*beyond round-off.*run this analysis in float64"
+    ):
+        oi.posterior_std()
+    traced = np.asarray(eqx.filter_jit(lambda o: o.posterior_std())(oi))
+    assert np.any(np.isnan(traced))
+    with jax.enable_x64(True):
+        oi, H, B = _pinned_case(np.float64)
+        std = np.asarray(oi.posterior_std())
+        P = np.linalg.inv(np.linalg.inv(np.asarray(B.as_matrix())) + H.T @ H / 1e-8)
+    assert std.dtype == np.float64 and np.all(np.isfinite(std)) and np.all(std > 0)
+    assert np.max(np.abs(std**2 - np.diag(P)) / np.diag(P)) < 1e-5
+
+
+def test_posterior_std_clamps_round_off_in_float32():
+    """Cells observed exactly (unit rows of H, R ≈ 0) have true variance ≈ R; in float32
+    the difference is a few ulps of either sign and reads as 0, not NaN and no error."""
+    rng = np.random.default_rng(0)
+    B = linalg.separable_matern32(np.arange(20.0), np.arange(15.0), 3.0, 1.0)
+    idx = rng.choice(300, 50, replace=False)
+    H = np.zeros((50, 300), np.float32)
+    H[np.arange(50), idx] = 1.0
+    oi = vx.OptimalInterpolation(
+        jnp.asarray(H), np.eye(50, dtype=np.float32) * 1e-9, B, np.zeros(300, np.float32)
+    )
+    # the raw gain-form variance does go negative here (the case being covered)
+    Hd, R = oi._rows(None)
+    BHt, cf = oi._gain(Hd, R)
+    K = jax.scipy.linalg.cho_solve(cf, BHt.T).T
+    assert np.min(np.asarray(lx.diagonal(oi.B) - jnp.sum(BHt * K, axis=1))) < 0
+    std = np.asarray(oi.posterior_std())
+    assert std.dtype == np.float32 and np.all(np.isfinite(std))
+    assert np.max(std[idx]) < 1e-2  # pinned cells: ~0 at float32 resolution
+    free = np.setdiff1d(np.arange(300), idx)
+    assert np.all(std[free] > 0) and np.all(std[free] <= 1.0 + 1e-6)
+
+
+def test_diagnostics_fast_path_for_an_equal_but_distinct_prior(x64, monkeypatch):
+    """A B rebuilt from the same inputs, or P* returned by jit, still reads P* = B + U C Uᵀ
+    through its update terms: the D x D fallback is never taken."""
+    import equinox as eqx
+
+    rng = np.random.default_rng(4)
+    H = rng.uniform(size=(12, 30)) * (rng.uniform(size=(12, 30)) < 0.3)
+    make_B = lambda: linalg.separable_matern32(np.arange(6.0), np.arange(5.0), 2.0, 1.5)
+    oi = vx.OptimalInterpolation(H, np.eye(12) * 0.1, make_B(), np.zeros(30), covariance="operator")
+    y = rng.normal(size=12)
+    post = oi.posterior(y)
+    dfs_ref = float(oi.dfs())
+    A_ref = np.asarray(oi.averaging_kernel().as_matrix())
+    _, cov_jit = eqx.filter_jit(lambda o: o.analysis_operator(y))(oi)
+    B_rebuilt = make_B()
+    assert B_rebuilt is not oi.B and cov_jit.base is not oi.B
+    for cls in (linalg.Kronecker, linalg.DiagonalScaled, linalg.LowRankUpdate):
+        monkeypatch.setattr(cls, "as_matrix", _refuse_dense)
+    for cov, B in ((post, B_rebuilt), (post.cov, B_rebuilt), (cov_jit, oi.B)):
+        assert abs(float(vx.dfs(cov, B)) - dfs_ref) < 1e-10 * dfs_ref
+        assert _rel(vx.averaging_kernel(cov, B), A_ref) < 1e-10
+    # a different prior is not mistaken for P*'s base (it takes the general path)
+    other = linalg.separable_matern32(np.arange(6.0), np.arange(5.0), 2.0, 1.0)
+    with pytest.raises(AssertionError, match="D x D"):
+        vx.dfs(post, other)
+
+
+def test_check_spd_accepts_traced_operators():
+    """Under jit nothing can be read, so check_spd checks nothing (and does not crash)."""
+    from vardax_lite._problem import check_spd
+
+    def check(a, d, s):
+        check_spd(lx.MatrixLinearOperator(a), "B")
+        check_spd(lx.DiagonalLinearOperator(d), "R")
+        check_spd(linalg.DiagonalScaled(lx.MatrixLinearOperator(a), s), "B")
+        check_spd(linalg.Kronecker(lx.MatrixLinearOperator(a), lx.MatrixLinearOperator(a)), "B")
+        return jnp.sum(a)
+
+    a, d = jnp.array([[2.0, 0.5], [0.5, 1.0]]), jnp.ones(2)
+    assert float(jax.jit(check)(a, d, d)) == 4.0
+    with pytest.raises(ValueError, match="zero or non-finite scale"):  # concrete: checked
+        check(a, d, jnp.array([1.0, 0.0]))
+    # a traced scale over a concrete, indefinite A: A is still checked
+    indefinite = lx.MatrixLinearOperator(jnp.array([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match="not symmetric positive definite"):
+        jax.jit(lambda s: check_spd(linalg.DiagonalScaled(indefinite, s), "B") or s)(d)

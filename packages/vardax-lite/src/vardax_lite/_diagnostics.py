@@ -31,6 +31,7 @@ import lineax as lx
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from plumax_core import linalg
+from plumax_core.validation import is_concrete
 
 from ._problem import Problem
 
@@ -55,9 +56,21 @@ def _update_of_prior(P: lx.AbstractLinearOperator, B: lx.AbstractLinearOperator)
     if not isinstance(P, linalg.LowRankUpdate):
         return None
     base, prior = _untagged(P.base), _untagged(B)
-    if base is prior or eqx.tree_equal(base, prior) is True:
-        return P
-    return None
+    return P if base is prior or _equal(base, prior) else None
+
+
+def _equal(a, b) -> bool:
+    """Whether two pytrees are equal, as a Python bool.
+
+    ``eqx.tree_equal`` returns ``False`` for a structural mismatch but a ``jax.Array``
+    (``Array(True)``) after comparing array leaves, so an equal-but-distinct ``B`` (one
+    returned by ``jit``, rebuilt, or carried through another adapter) needs ``bool``.
+    Traced leaves (under ``jit``) cannot be compared: then ``False`` (the general path).
+    """
+    equal = eqx.tree_equal(a, b)
+    if isinstance(equal, bool):
+        return equal
+    return is_concrete(equal) and bool(equal)
 
 
 def _update_terms(P: linalg.LowRankUpdate, B: lx.AbstractLinearOperator):

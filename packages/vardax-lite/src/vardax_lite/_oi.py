@@ -13,7 +13,10 @@ The information form (``D x D`` solve) is used when ``m >= D``, the gain form
 (``m x m`` solve) otherwise. ``R`` and ``B`` may be any lineax operators, including the
 structured ones of :mod:`plumax_core.linalg` (their solves are used for ``R^{-1} H``);
 ``H`` may be any lineax operator, e.g. a sparse footprint
-(:class:`plumax_core.linalg.SparseMatrix`).
+(:class:`plumax_core.linalg.SparseMatrix`). The analysis itself densifies ``H``
+(``H.as_matrix()``, ``m x D``, once per call): that is the size of ``B H^T``, which the
+gain form holds anyway, so a sparse ``H`` saves memory outside the analysis (and in the
+forward model), not inside it.
 
 **Large state vectors (regional flux inversions).** With ``S = H B H^T + R`` the gain
 form only ever needs ``B H^T`` (``D x m``, from ``m`` products with ``B``) and ``S``
@@ -38,6 +41,8 @@ computed without ``D x D`` work.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -46,6 +51,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from plumax_core import Observations, ParamSpec, Posterior, linalg, make_provenance
+from plumax_core.validation import is_concrete
 
 from ._analysis import AbstractAnalysis
 from ._problem import Problem, _is_diagonal, check_spd
@@ -55,6 +61,49 @@ COVARIANCES = ("auto", "dense", "operator")
 # "auto" switches to the operator covariance above this many state elements (with m < D):
 # a dense D x D float64 matrix is then >= 32 MB and grows as D^2.
 AUTO_OPERATOR_MIN_DIM = 2000
+# Round-off allowance of the gain-form marginal variances diag(B) - rowsum((B H^T) * K):
+# where the data pin a cell down far below the precision of diag(B), the two terms agree
+# to a few ulps and their difference is round-off of either sign. A computed variance
+# down to -VARIANCE_ROUNDOFF * sqrt(m) * eps * diag(B) is clamped to 0 (the sqrt(m)
+# follows the error of an m-term row sum; cells observed exactly by unit rows of H give
+# at most ~0.5 sqrt(m) eps in float32); a more negative one means the covariance was lost
+# to cancellation, and `posterior_std` raises.
+VARIANCE_ROUNDOFF = 4.0
+_FLOAT64_REMEDY = (
+    "Where the data constrain a direction much more than the prior does, "
+    "P = B - B H^T S^-1 H B is a small difference of large numbers and single "
+    "precision loses it; run this analysis in float64 "
+    "(jax.config.update('jax_enable_x64', True) before building the arrays)"
+)
+
+
+def _std_from_variance(var: Array, tol: Array) -> Array:
+    """``sqrt(var)`` with ``var`` in ``[-tol, 0)`` clamped to 0 (round-off).
+
+    Concrete input: raises ``ValueError`` where a variance is non-finite (a failed
+    Cholesky factorisation) or below ``-tol``. Traced input (under ``jit``): no error can
+    be raised, so those entries are NaN rather than a clamped, wrong 0.
+    """
+    ok = var >= -tol  # False for NaN as well
+    if not (is_concrete(var) and is_concrete(tol)):
+        return jnp.sqrt(jnp.where(ok, jnp.maximum(var, 0.0), jnp.nan))
+    bad = ~np.asarray(ok)
+    if np.any(bad):
+        v = np.asarray(var)
+        finite = v[np.isfinite(v)]
+        worst = f"; smallest {finite.min():.3g}" if finite.size else ""
+        detail = (
+            f"{int(bad.sum())} of {v.size} marginal posterior variances are non-finite or "
+            f"negative beyond round-off{worst}"
+        )
+        if jnp.dtype(var.dtype).itemsize < 8:
+            raise ValueError(f"`posterior_std` failed in {var.dtype} ({detail}). {_FLOAT64_REMEDY}")
+        raise ValueError(
+            f"`posterior_std` failed in {var.dtype} ({detail}): H B H^T + R (or the "
+            "information matrix B^-1 + H^T R^-1 H) is too ill-conditioned to factorise; "
+            "check the scales of `R` and `B`"
+        )
+    return jnp.sqrt(jnp.maximum(var, 0.0))
 
 
 def _as_operator(x, name: str) -> lx.AbstractLinearOperator:
@@ -78,7 +127,7 @@ class OptimalInterpolation(AbstractAnalysis):
     Attributes:
         H: observation operator, ``m x D``: a matrix, a sparse matrix (BCOO or
             ``scipy.sparse``, wrapped as :class:`plumax_core.linalg.SparseMatrix`) or any
-            lineax operator.
+            lineax operator; the analysis methods densify it (``m x D``, like ``B H^T``).
         R: observation-error covariance, ``m x m`` SPD.
         B: prior (background) covariance, ``D x D`` SPD.
         x_b: prior mean, ``(D,)``.
@@ -314,10 +363,7 @@ class OptimalInterpolation(AbstractAnalysis):
                 raise
             raise ValueError(
                 f"the posterior covariance failed its check in {mean.dtype} ({err}). "
-                "Where the data constrain a direction much more than the prior does, "
-                "P = B - B H^T S^-1 H B is a small difference of large numbers and single "
-                "precision loses it; run this analysis in float64 "
-                "(jax.config.update('jax_enable_x64', True) before building the arrays)"
+                + _FLOAT64_REMEDY
             ) from err
 
     def posterior_mean_batch(self, Y: Float[Array, "N m"]) -> Float[Array, "N D"]:
@@ -334,16 +380,30 @@ class OptimalInterpolation(AbstractAnalysis):
         Gain form (``m < D``): ``diag(B) - rowsum((B H^T) * (B H^T S^{-1}))``, ``O(D m)``
         beyond ``diag(B)`` and never ``D x D``; information form (``m >= D``): the
         diagonal of the ``D x D`` inverse Hessian.
+
+        The gain-form difference cancels where the data pin a cell down: a computed
+        variance in ``[-VARIANCE_ROUNDOFF * sqrt(m) * eps * diag(B), 0)`` is round-off
+        and reads as 0 (a standard deviation below what the dtype resolves).
+
+        Raises:
+            ValueError: a variance below that bound or non-finite (the covariance was
+                lost to cancellation, or ``S`` could not be factorised), naming float64
+                as the remedy in single precision (as :meth:`posterior` does). Under
+                ``jit`` such entries are NaN instead.
         """
         Hd, R = self._rows(mask)
         D, m = Hd.shape[1], Hd.shape[0]
         if m >= D:
             _, cf = self._information(Hd, R)
             P = jax.scipy.linalg.cho_solve(cf, jnp.eye(D, dtype=Hd.dtype))
-            return jnp.sqrt(jnp.diagonal(P))
+            var = jnp.diagonal(P)
+            return _std_from_variance(var, jnp.zeros_like(var))
         BHt, cf = self._gain(Hd, R)
         K = jax.scipy.linalg.cho_solve(cf, BHt.T).T  # (D, m) = B H^T S^{-1}
-        return jnp.sqrt(lx.diagonal(self.B) - jnp.sum(BHt * K, axis=1))
+        prior_var = lx.diagonal(self.B)
+        var = prior_var - jnp.sum(BHt * K, axis=1)
+        eps = jnp.finfo(var.dtype).eps
+        return _std_from_variance(var, VARIANCE_ROUNDOFF * math.sqrt(m) * eps * prior_var)
 
     def averaging_kernel(self, mask=None) -> lx.AbstractLinearOperator:
         """The averaging kernel ``A = I - P* B^{-1} = P* H^T R^{-1} H`` (Rodgers 2000, eq. 2.80).

@@ -44,6 +44,7 @@ from plumax_core import (
     forward_flat,
     linalg,
 )
+from plumax_core.validation import is_concrete
 
 LIKELIHOODS = ("gaussian", "student_t")
 
@@ -65,7 +66,7 @@ def check_spd(op: lx.AbstractLinearOperator, name: str, *, max_dense: int = 4096
     through their parts without forming the product (a 50 x 50 grid's Matern prior
     is checked on two 50 x 50 factors, not one 2500 x 2500 matrix). Other operators of
     size ``<= max_dense`` are materialised and checked for symmetry and a finite
-    Cholesky factor.
+    Cholesky factor. A traced operator (under ``jit``) is not checked.
     """
     if not isinstance(op, lx.AbstractLinearOperator):
         raise TypeError(
@@ -74,7 +75,10 @@ def check_spd(op: lx.AbstractLinearOperator, name: str, *, max_dense: int = 4096
     if op.in_size() != op.out_size():
         raise ValueError(f"`{name}` must be square, got {op.out_size()}x{op.in_size()}")
     if _is_diagonal(op):
-        d = np.asarray(lx.diagonal(op))
+        d = lx.diagonal(op)
+        if not is_concrete(d):  # traced (under jit): nothing to check
+            return
+        d = np.asarray(d)
         if not np.all(np.isfinite(d)) or np.any(d <= 0):
             raise ValueError(f"`{name}` is not positive definite (diagonal has entries <= 0)")
         return
@@ -83,20 +87,18 @@ def check_spd(op: lx.AbstractLinearOperator, name: str, *, max_dense: int = 4096
             check_spd(factor, f"{name} (Kronecker factor {i})", max_dense=max_dense)
         return
     if isinstance(op, linalg.DiagonalScaled) and op.right is None:
-        try:
+        if is_concrete(op.left):  # traced (under jit): only `A` can still be checked
             scale = np.asarray(op.left)
-        except jax.errors.ConcretizationTypeError:  # pragma: no cover - traced
-            return
-        if not np.all(np.isfinite(scale)) or np.any(scale == 0):
-            raise ValueError(f"`{name}` is not positive definite (a zero or non-finite scale)")
+            if not np.all(np.isfinite(scale)) or np.any(scale == 0):
+                raise ValueError(f"`{name}` is not positive definite (a zero or non-finite scale)")
         check_spd(op.operator, name, max_dense=max_dense)
         return
     if op.in_size() > max_dense:
         return
-    try:
-        m = np.asarray(op.as_matrix(), dtype=np.float64)
-    except jax.errors.ConcretizationTypeError:  # pragma: no cover - traced
+    m = op.as_matrix()
+    if not is_concrete(m):  # traced (under jit): nothing to check
         return
+    m = np.asarray(m, dtype=np.float64)
     if not np.all(np.isfinite(m)):
         raise ValueError(f"`{name}` has non-finite entries")
     scale = max(float(np.max(np.abs(m))), 1e-300)

@@ -2,8 +2,10 @@
 
 A backward-Lagrangian footprint (receptors × grid cells) is mostly zeros: a column
 holds the cells upwind of one receptor. Holding it as a BCOO matrix makes `mv` and its
-adjoint `O(nnz)` instead of `O(m n)`, and lets an inversion apply `K` and `Kᵀ` without
-ever forming the dense `m × n` array.
+adjoint `O(nnz)` instead of `O(m n)`: `mv`, `transpose` and `diagonal` never form the
+dense `m × n` array (only `as_matrix()` does). A consumer may still densify it:
+vardax-lite's `OptimalInterpolation` calls `as_matrix()` and works with a dense `m × n`
+`H`, the size of the `B Hᵀ` its gain form needs anyway.
 
 `jax.experimental.sparse` is imported lazily (on the first construction), so that
 `import plumax_core` does not pay for it.
