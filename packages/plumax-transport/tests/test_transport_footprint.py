@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from plumax_core import MetField, units
+from plumax_core import InvalidInputError, MetField, clean_errors, units
 from plumax_core.linalg import SparseMatrix
 from plumax_transport import (
     ColumnReceptors,
@@ -407,11 +407,26 @@ def test_footprint_forward_is_F_q_plus_background(box_fp):
         np.testing.assert_allclose(np.asarray(g).ravel(), D.T @ w, rtol=1e-4, atol=1e-9)
     batch = jax.vmap(lambda f: model({"flux": f}, MET).values)(jnp.stack([q, 2 * q]))
     np.testing.assert_allclose(np.asarray(batch[1]), 2 * (D @ q.ravel()) + b, atol=1e-6)
-    # positive: lognormal-ready spec, negative flux refused
+    # positive: lognormal-ready spec, negative flux refused, eagerly and (as the Tier I
+    # models' `strict`) at run time under jit, or NaN values with strict=False
     pos = FootprintForward(box_fp, 0.0, positive=True)
     assert pos.param_spec["flux"].lower == 0.0 and pos.param_spec["flux"].log
     with pytest.raises(ValueError, match="flux"):
         pos({"flux": -np.ones((NY, NX))}, MET)
+    bad = np.abs(q) + 1e-6
+    bad[1, 2] = -1e-6
+    traced = jax.jit(lambda f: pos({"flux": f}, MET).values)
+    np.testing.assert_allclose(
+        np.asarray(traced(np.abs(q))), D @ np.abs(q).ravel(), rtol=1e-5, atol=1e-12
+    )
+    with pytest.raises(InvalidInputError, match=r"`params\['flux'\]`.*<= 0"), clean_errors():
+        traced(bad)
+    lenient = FootprintForward(box_fp, 0.0, positive=True, strict=False)
+    assert np.all(np.isnan(np.asarray(jax.jit(lambda f: lenient({"flux": f}, MET).values)(bad))))
+    nan_q = q.copy()
+    nan_q[0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match=r"`params\['flux'\]` contains NaN"), clean_errors():
+        jitted(nan_q)
     with pytest.raises(ValueError, match="flux"):
         model({"flux": np.ones((NX, NY))}, MET)
     with pytest.raises(ValueError, match="`background`"):
@@ -441,6 +456,34 @@ def test_time_windows_sum_to_the_whole_footprint(box_fp):
         np.asarray(box_fp.apply(np.ones((NY, NX)))),
         rtol=1e-5,
     )
+
+
+def test_windows_do_not_depend_on_the_epoch():
+    """Steady met, windows ``t + [-600, -300, -250, 0]`` s, dt = 20 s, receptors at ``t``
+    and ``t + 10`` s (alternately): at ``t = 0`` and at a UTC epoch ``t = 1.7e9`` s
+    (float32 resolution 128 s) the footprints are the same. With ``surface_layer = 1``
+    and a grid holding every particle a window's total is exactly the time its steps
+    cover over ``h_s`` (a step in the window of its midpoint, a midpoint on an edge in the
+    earlier window): 300, 60, 240 s and, 10 s later, 300, 40, 260 s. Measuring time from
+    the met's first time (0) in float32 put the epoch run's steps in the wrong windows
+    (380, 0, 200 s)."""
+    wide_x, wide_y = np.linspace(-36000.0, 4000.0, 11), np.linspace(-30000.0, 30000.0, 7)
+    offsets = np.tile([0.0, 10.0], K // 2)
+    dense = {}
+    for t in (0.0, 1.7e9):
+        fp = _footprint(
+            _box_receptors(1),
+            x=wide_x,
+            y=wide_y,
+            time=t + offsets,
+            time_windows=t + np.array([-600.0, -300.0, -250.0, 0.0]),
+            surface_layer=1.0,
+        )
+        np.testing.assert_array_equal(fp.time, t + offsets)  # float64 on the host
+        dense[t] = np.asarray(fp.dense(), np.float64)
+        expected = np.where(offsets[:, None] == 0.0, [300.0, 60.0, 240.0], [300.0, 40.0, 260.0])
+        np.testing.assert_allclose(dense[t].sum((2, 3)) * 800.0, expected, rtol=1e-4)
+    np.testing.assert_allclose(dense[1.7e9], dense[0.0], rtol=1e-6, atol=0.0)
 
 
 @pytest.mark.slow
@@ -517,6 +560,17 @@ def test_bad_input_raises_naming_the_argument():
     varying = MetField.from_timeseries([0.0, 600.0], [5.0, 6.0], [270.0, 270.0], stability="D")
     with pytest.raises(ValueError, match="`time`.*outside the met time range"):
         backward_footprints(rec, varying, **{**ok, "time": 600.0})
+    # times float32 cannot resolve to dt / 100 (raised before any run): an epoch time
+    # 1.7e9 s after the first time of a time-varying met, and window edges over a run
+    # of 400 000 steps
+    if jnp.result_type(float) == jnp.float32:
+        epoch = MetField.from_timeseries([0.0, 2e9], [5.0, 6.0], [270.0, 270.0], stability="D")
+        with pytest.raises(ValueError, match="`time`: float32 resolves only 128 s"):
+            backward_footprints(rec, epoch, **{**ok, "time": 1.7e9})
+        with pytest.raises(ValueError, match="`time_windows`: float32 resolves"):
+            backward_footprints(
+                rec, MET, **{**ok, "dt": 0.01, "duration": 4000.0, "time_windows": [-10.0, 0.0]}
+            )
     with pytest.raises(ValueError, match="`units`"):
         ColumnReceptors([0.0], 0.0, units="ppm")
     with pytest.raises(ValueError, match="`averaging_kernel"):

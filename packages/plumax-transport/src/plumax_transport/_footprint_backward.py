@@ -28,7 +28,8 @@ time the backward particles spend in it, so that ``c = sum F q`` with
 
 in s/m (kg m-3 per kg m-2 s-1): mass ``q A dt`` emitted into a layer of depth ``h_s``
 over a cell of area ``A`` raises the layer's concentration by ``q dt / h_s``, and
-``F A`` is the probability-weighted time the receptor's air spent there. The sum runs
+``F h_s`` (s, for ``h_s`` constant) is the probability-weighted time the receptor's air
+spent in the surface layer over the cell (STILT's residence time). The sum runs
 over the steps ``k = 0 .. n-1`` of the backward run, with the particle at the end of
 step ``k`` (time ``t_k = t_r - (k+1) dt``, a right-endpoint rule in time); a step belongs
 to the window ``(t_w, t_{w+1}]`` containing its midpoint ``t_r - (k + 1/2) dt`` (steps
@@ -53,9 +54,16 @@ batch holds a dense ``(batch_size, n_windows ny nx)`` array), and each batch's n
 go to the sparse matrix on the host. Receptor ``r`` uses the key ``fold_in(key, r)``:
 the result does not depend on ``batch_size``.
 
-**Time.** Met times, receptor times and window edges are taken relative to the met's
-first time (in float64 on the host) before they enter the run, so a float32 run keeps
-second-level resolution with UTC-epoch times.
+**Time.** Times enter the run only as offsets, never as epoch times (float32 resolves a
+UTC-epoch time, ``~1.7e9`` s, only to 128 s). Window edges are taken relative to each
+receptor's own time on the host (float64) and clipped to ``[-(T + dt), dt]``, and step
+``k`` is assigned by its offset ``-(k + 1/2) dt``, so the windows do not depend on the
+epoch; a ``dt`` that the run's dtype cannot resolve at ``T`` (spacing above ``dt / 100``)
+raises (enable jax x64). A steady met is the same at every time: its runs start at time
+0 (each receptor its own origin). A met that varies in time is sampled at the offset
+from its first time (float64 on the host, then the run's dtype), which must resolve
+``dt / 100`` over the whole run, else a ``ValueError`` (enable jax x64, or give
+``met.time`` and ``time`` relative to a local origin).
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from plumax_core import MetField, MetSampler
 from plumax_core.validation import check_coordinate
 
+from ._common import is_concrete
 from ._footprint import ColumnReceptors, Footprint, _finite_1d, unit_factor
 from ._geometry import PointReceptors
 from ._particles import initial_state, run_particles
@@ -119,8 +128,8 @@ class _Residence(eqx.Module):
     pblh: MetSampler
     ix: _CellIndex
     iy: _CellIndex
-    windows: Float[Array, " nw+1"] | None
-    tau_r: Float[Array, ""]  # receptor time relative to the met's first time, s
+    windows: Float[Array, " nw+1"] | None  # window edges relative to the receptor time, s
+    tau_r: Float[Array, ""]  # receptor time in the met's local time (module docstring), s
     weight: Float[Array, " N"]
     dt: Float[Array, ""]
     surface_layer: Float[Array, ""]
@@ -137,7 +146,7 @@ class _Residence(eqx.Module):
         hit = state.active & (state.z <= hs) & (i >= 0) & (j >= 0)
         cell = j * nx + i
         if self.windows is not None:
-            w = jnp.searchsorted(self.windows.astype(dtype), self.tau_r - (kf + 0.5) * dt)
+            w = jnp.searchsorted(self.windows.astype(dtype), -(kf + 0.5) * dt)
             w = w.astype(jnp.int32) - 1  # side="left": a midpoint on an edge goes left
             nw = self.windows.shape[0] - 1
             hit = hit & (w >= 0) & (w < nw)
@@ -171,10 +180,6 @@ def _edges(name: str, v) -> tuple[np.ndarray, bool]:
     return arr, bool(np.all(np.abs(d - d[0]) <= 1e-9 * np.max(np.abs(arr))))
 
 
-def _is_concrete(tree) -> bool:
-    return not any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(tree))
-
-
 def _time_varying(met: MetField) -> bool:
     for name in _MET_FIELDS:
         f = getattr(met, name, None)
@@ -183,12 +188,25 @@ def _time_varying(met: MetField) -> bool:
     return False
 
 
-def _check_times(met, t_local, duration, dt, dtype) -> None:
-    """The run ``[t - duration, t]`` inside a time-varying met, resolved in ``dtype``."""
-    if not _time_varying(met):
+def _resolution(dtype, seconds: float) -> float:
+    return float(np.spacing(np.asarray(abs(seconds), dtype=dtype)))
+
+
+def _check_times(varying, met, tau, duration, dt, windowed, dtype) -> None:
+    """The times the run uses, resolved to ``dt / 100`` in ``dtype`` (module docstring):
+    the window edges relative to the receptor time (within ``duration + dt`` of it) and,
+    for a met that varies in time, the run ``[tau - duration, tau]`` inside its range."""
+    if windowed and _resolution(dtype, duration + dt) > 0.01 * dt:
+        raise ValueError(
+            f"`time_windows`: {np.dtype(dtype)} resolves only "
+            f"{_resolution(dtype, duration + dt):g} s at `duration` = {duration} s before the "
+            f"receptor time, too coarse to assign steps of `dt` = {dt} s to windows; "
+            "enable jax x64 or shorten the run"
+        )
+    if not varying:
         return
     end = float(np.asarray(met.time[-1], np.float64) - np.asarray(met.time[0], np.float64))
-    lo, hi = float(np.min(t_local)) - duration, float(np.max(t_local))
+    lo, hi = float(np.min(tau)) - duration, float(np.max(tau))
     tol = 1e-9 * max(1.0, end)
     if lo < -tol or hi > end + tol:
         raise ValueError(
@@ -196,11 +214,12 @@ def _check_times(met, t_local, duration, dt, dtype) -> None:
             f"outside the met time range [0, {end}] s (the met varies in time and is never "
             "extrapolated)"
         )
-    resolution = float(np.spacing(np.asarray(max(abs(lo), abs(hi)), dtype=dtype)))
-    if resolution > 0.01 * dt:
+    far = max(abs(lo), abs(hi))
+    if _resolution(dtype, far) > 0.01 * dt:
         raise ValueError(
-            f"`time`: {np.dtype(dtype)} resolves only {resolution:g} s at {max(abs(lo), hi)} s "
-            f"from the met's first time, too coarse for `dt` = {dt} s; enable jax x64"
+            f"`time`: {np.dtype(dtype)} resolves only {_resolution(dtype, far):g} s at {far} s "
+            f"from the first time of a met that varies in time, too coarse for `dt` = {dt} s; "
+            "enable jax x64 or give `met.time` and `time` relative to a local origin"
         )
 
 
@@ -237,7 +256,8 @@ def backward_footprints(
         n_particles: particles per receptor.
         turbulence: the turbulence model (default Hanna 1982).
         time_windows: emission-window edges, s (same clock), ``(n_windows+1,)`` strictly
-            ascending, or None for one window over the whole run.
+            ascending, or None for one window over the whole run. A step belongs to the
+            window holding its midpoint, taken relative to its receptor's time.
         surface_layer: fraction ``f`` in ``(0, 1]`` of the local boundary-layer height
             counted as in contact with the surface (STILT: 0.5).
         batch_size: receptors per batch (memory ``batch_size x n_windows ny nx``).
@@ -250,7 +270,9 @@ def backward_footprints(
         ValueError: naming the argument: wrong receptor type, a receptor outside the
             met's horizontal domain or (points) above ``met.pblh``, non-ascending edges
             or windows, a ``duration`` that is not a whole number of ``dt``, a run outside
-            a time-varying met's time range, ``surface_layer`` outside ``(0, 1]``, bad
+            a time-varying met's time range, times the run's dtype cannot resolve to
+            ``dt / 100`` (``time`` for a time-varying met, ``time_windows`` over
+            ``duration``; module docstring), ``surface_layer`` outside ``(0, 1]``, bad
             counts, a traced ``met``, and the errors of the particle engine.
     """
     if not isinstance(receptors, PointReceptors | ColumnReceptors):
@@ -259,7 +281,7 @@ def backward_footprints(
         )
     if not isinstance(met, MetField):
         raise ValueError(f"`met` must be a MetField, got {type(met).__name__}")
-    if not _is_concrete(met):
+    if not is_concrete(met):
         raise ValueError("`met` must be concrete: backward_footprints runs eagerly (not in jit)")
     if not isinstance(turbulence, AbstractTurbulence):
         raise ValueError(
@@ -282,7 +304,10 @@ def backward_footprints(
     ye, y_uniform = _edges("y", y)
     times = _finite_1d("time", time, n)
     origin = float(np.asarray(met.time, np.float64)[0])
-    t_local = times - origin
+    varying = _time_varying(met)
+    # a steady met is the same at every time: each receptor is its own origin (no epoch
+    # time in the run); a time-varying met is sampled relative to its first time
+    t_local = times - origin if varying else np.zeros(n)
     windows = None
     if time_windows is not None:
         windows = _finite_1d("time_windows", time_windows)
@@ -291,7 +316,7 @@ def backward_footprints(
         check_coordinate("time_windows", windows)
 
     dtype = jnp.result_type(float)
-    _check_times(met, t_local, duration, dt, dtype)
+    _check_times(varying, met, t_local, n_steps * dt, dt, windows is not None, dtype)
     met_local = eqx.tree_at(
         lambda m: m.time, met, jnp.asarray(np.asarray(met.time, np.float64) - origin, dtype)
     )
@@ -326,11 +351,15 @@ def backward_footprints(
         _CellIndex(jnp.asarray(xe, dtype), x_uniform),
         _CellIndex(jnp.asarray(ye, dtype), y_uniform),
     )
-    win = None if windows is None else jnp.asarray(windows - origin, dtype)
+    # window edges relative to each receptor's time, in float64; edges beyond the run
+    # are clipped (order kept) so that the float32 ones are resolved to dt / 100
+    win = None
+    if windows is not None:
+        win = np.clip(windows[None, :] - times[:, None], -(n_steps + 1) * dt, dt)
     dt_, sl_ = jnp.asarray(dt, dtype), jnp.asarray(sl, dtype)
     counter = jnp.arange(n_particles, dtype=dtype)
 
-    def one(xr, yr, zr, tr, key_r):
+    def one(xr, yr, zr, tr, key_r, win_r):
         k_init, k_run, k_z = jr.split(key_r, 3)
         if point:
             z = jnp.full((n_particles,), zr, dtype)
@@ -349,7 +378,7 @@ def backward_footprints(
             key=k_init,
             reference_height=reference_height,
         )
-        acc = _Residence(pblh, *cells, win, tr, weight, dt_, sl_)
+        acc = _Residence(pblh, *cells, win_r, tr, weight, dt_, sl_)
         _, F = run_particles(
             state,
             met_local,
@@ -369,7 +398,8 @@ def backward_footprints(
     for start in range(0, n, batch_size):
         idx = np.minimum(np.arange(start, start + batch_size), n - 1)  # pad the last batch
         args = [jnp.asarray(a[idx], dtype) for a in (xr_, yr_, zr_, t_local)]
-        dense = np.asarray(batched(*args, keys[idx]), np.float64)
+        win_b = None if win is None else jnp.asarray(win[idx], dtype)
+        dense = np.asarray(batched(*args, keys[idx], win_b), np.float64)
         m = min(batch_size, n - start)
         dense = dense[:m] * factor[start : start + m, None]
         r, c = np.nonzero(dense)

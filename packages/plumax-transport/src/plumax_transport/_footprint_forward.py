@@ -11,6 +11,14 @@ cell) are the matrix-vector product plus a background ``b`` (the receptors' unit
 The model is exactly linear: its Jacobian with respect to ``q`` is ``F`` everywhere
 (:attr:`FootprintForward.operator`), so a Gaussian prior on ``q`` gives the closed-form
 analytic inversion (e.g. ``vardax_lite.OptimalInterpolation`` with ``H = F``).
+
+**Checks** (as the Tier I models' ``strict``): a concrete flux outside its
+support (NaN; with ``positive``, a flux <= 0) raises ``ValueError``; a traced one (under
+``jit``, ``vmap``, ``grad``) is checked at run time, with
+:func:`plumax_core.validation.error_if` (``strict=True``; a
+:class:`plumax_core.InvalidInputError` under :func:`plumax_core.clean_errors`) or by
+NaN receptor values (``strict=False``, so that a sampler rejects the proposal). The
+check is one comparison per flux value, small against the sparse product.
 """
 
 from __future__ import annotations
@@ -19,19 +27,16 @@ import math
 from collections.abc import Mapping
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from plumax_core import AbstractForwardModel, MetField, Observations, Param, ParamSpec
 from plumax_core.linalg import SparseMatrix
+from plumax_core.validation import is_concrete
 
+from ._common import Checks
 from ._footprint import FLUX_UNITS, Footprint
-
-
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 class FootprintForward(AbstractForwardModel):
@@ -52,19 +57,30 @@ class FootprintForward(AbstractForwardModel):
         footprint: the :class:`Footprint`.
         background: receptor values without the flux, in the receptors' units: a scalar
             or ``(n_receptors,)``.
-        positive: the flux is >= 0 and log-transformed in the unconstrained space.
+        positive: the flux is > 0 and log-transformed in the unconstrained space.
+        strict: a traced call with a flux outside its support raises at run time (True)
+            or returns NaN receptor values (False) (module docstring).
     """
 
     footprint: Footprint
     background: Float[Array, ""] | Float[Array, " n"]
     positive: bool = eqx.field(static=True)
+    strict: bool = eqx.field(static=True)
 
-    def __init__(self, footprint: Footprint, background=0.0, *, positive: bool = False):
+    def __init__(
+        self,
+        footprint: Footprint,
+        background=0.0,
+        *,
+        positive: bool = False,
+        strict: bool = True,
+    ):
         if not isinstance(footprint, Footprint):
             raise ValueError(f"`footprint` must be a Footprint, got {type(footprint).__name__}")
         self.footprint = footprint
         self.background = jnp.asarray(background, dtype=footprint.matrix.dtype)
         self.positive = bool(positive)
+        self.strict = bool(strict)
 
     def __check_init__(self):
         n = self.footprint.n_receptors
@@ -73,7 +89,7 @@ class FootprintForward(AbstractForwardModel):
                 f"`background` must be a scalar or have shape ({n},) (one per receptor), got "
                 f"{self.background.shape}"
             )
-        if _concrete(self.background) and not np.all(np.isfinite(np.asarray(self.background))):
+        if is_concrete(self.background) and not np.all(np.isfinite(np.asarray(self.background))):
             raise ValueError("`background` must be finite")
 
     @property
@@ -102,18 +118,29 @@ class FootprintForward(AbstractForwardModel):
 
         Raises:
             ValueError: a params dict without exactly ``"flux"``, a flux not ending in the
-                footprint's flux shape, or (concrete) NaN or, with ``positive``, a
-                negative flux.
+                footprint's flux shape, or a flux with NaN or, with ``positive``, a value
+                <= 0 (traced: at run time, or NaN values with ``strict=False``).
         """
         spec = self.param_spec
         spec.validate(params)
         q = jnp.asarray(params["flux"])
         if not jnp.issubdtype(q.dtype, jnp.floating):
             q = q.astype(self.footprint.matrix.dtype)
-        if _concrete(q):
+        check = Checks(inside=not is_concrete(q), strict=self.strict)
+        if check.inside:
+            q = check(q, ~spec.in_support({"flux": q}), self._support_message)
+        else:
             spec.check_in_support({"flux": q})
         values = self.footprint.apply(q) + self.background
+        if check.flags:  # traced, strict=False (as _common.run_checked)
+            values = jnp.where(check.flags[self._support_message], jnp.nan, values)
         return Observations(values, kind=self.footprint.kind, dims=_dims(values.ndim))
+
+    @property
+    def _support_message(self) -> str:
+        if self.positive:
+            return "`params['flux']` contains NaN or a value <= 0 (positive=True)"
+        return "`params['flux']` contains NaN"
 
 
 def _dims(ndim: int) -> tuple[str, ...]:
