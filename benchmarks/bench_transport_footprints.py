@@ -12,7 +12,7 @@ grid), float32. The met is uniform and varies hourly over 48 h (``from_timeserie
 1000 m); the receptors lie in the eastern 300 km and are observed at four times (27,
 33, 39, 45 h), each run going 24 h back. Turbulence: ``HomogeneousTurbulence`` with
 sigma = (0.8, 0.8, 0.5) m/s and Lagrangian times (600, 600, 300) s, for which
-:func:`plumax_transport.time_step` accepts 60 s: its limit is ``0.2 x min(tau_L = 300
+:func:`plumax_transport.time_step` accepts 60 s: its limit is ``0.2 x min(tau_Lw = 300
 s, h / (2 sigma_w) = 1000 s, dx / |U| = 1667 s)`` = 60 s. Hanna (1982) turbulence never
 accepts 60 s: its vertical time scale has FLEXPART's 30 s floor, so its limit is at most
 ``0.2 x 30`` = 6 s in every regime (the script records the limits of four Hanna
@@ -422,7 +422,7 @@ def main():
             "dt_limit_s": dt_limit,
             "dt_reason": (
                 "HomogeneousTurbulence with sigma (0.8, 0.8, 0.5) m/s and Lagrangian times "
-                "(600, 600, 300) s: time_step's limit is 0.2 x min(tau_L 300 s, h/(2 sigma_w) "
+                "(600, 600, 300) s: time_step's limit is 0.2 x min(tau_Lw 300 s, h/(2 sigma_w) "
                 "1000 s, dx/|U| 1667 s) = 60 s. Hanna's limits (hanna_dt_limits_s) are <= 6 s "
                 "in every regime (30 s floor of tau_w)"
             ),

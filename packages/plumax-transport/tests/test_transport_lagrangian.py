@@ -19,11 +19,13 @@ from plumax_transport import (
     ColumnAverage,
     ColumnImage,
     GaussianPlume,
+    HannaTurbulence,
     HomogeneousTurbulence,
     LagrangianParticles,
     PointReceptors,
+    time_step,
 )
-from plumax_transport._lagrangian import _plan
+from plumax_transport._lagrangian import _plan, _source_pblh
 
 P = {"Q": 0.05, "x0": 0.0, "y0": 0.0, "H": 10.0}
 MET = MetField.uniform(5.0, 270.0, stability="D", pblh=800.0)  # blowing towards +x
@@ -395,15 +397,50 @@ def test_bad_calls_raise():
         jax.jit(lambda u: _model(_POINTS)(P, eqx.tree_at(lambda m: m.u, MET, u)).values)(5.0)
 
 
+# pblh at the source: 800 m at the window's ends, 250 m at a met time inside it
+DIPPING = MetField.from_timeseries(
+    TURN_TIMES,
+    np.full(4, 5.0),
+    np.full(4, 270.0),
+    stability="D",
+    pblh=np.array([800.0, 800.0, 250.0, 800.0]),
+)
+
+
+def test_release_height_is_checked_over_the_release_window():
+    """A snapshot's particles wait at H until their release: H must stay below the
+    lowest pblh at the source over [obs_time - duration, obs_time] (at its ends and the
+    met times inside it), not only at its start, else they would be folded into the
+    layer (H = 500 m with h = 250 m: z = 0 m)."""
+    # (obs_time, duration): the lowest pblh, at a met time inside, at an end, none
+    for obs_time, duration, want in (
+        (900.0, 700.0, 250.0),  # [200, 900] s: 250 m at 400 s, inside
+        (900.0, 400.0, 360.0),  # [500, 900] s: at its start, between 250 and 800 m
+        (300.0, 300.0, 800.0),  # [0, 300] s
+        (900.0, 200.0, 580.0),  # [700, 900] s: at its start
+    ):
+        plan = _plan(_model(_POINTS, duration=duration, obs_time=obs_time), DIPPING)
+        assert float(_source_pblh(plan, 0.0, 0.0)) == pytest.approx(want, rel=1e-6)
+    kw = dict(dt=5.0, duration=700.0, obs_time=900.0, n_particles=50)
+    with pytest.raises(ValueError, match="release height `H` exceeds `met.pblh`"):
+        _model(_POINTS, **kw)(dict(P, H=500.0), DIPPING)  # h = 800 m at the start
+    # traced: NaN when not strict (the particles are clipped below the lowest pblh)
+    lenient = _model(_POINTS, strict=False, **kw)
+    traced = eqx.filter_jit(lambda m, h: m(_params(H=h), DIPPING).values)
+    assert np.all(np.isnan(np.asarray(traced(lenient, jnp.asarray(500.0)))))
+    assert np.all(np.isfinite(np.asarray(traced(lenient, jnp.asarray(200.0)))))
+
+
 def test_traced_bad_input_gives_nan_when_not_strict():
     """Under tracing a lenient model turns bad input into NaN (a strict one raises the
     InvalidInputError that test_transport_api_checks checks under jit); the model itself
     is traced here (eqx.filter_jit over models traces its key)."""
     model = _model(_POINTS, duration=150.0, strict=False)
     lenient = eqx.filter_jit(lambda m, h: m(_params(H=h), MET).values)
-    np.testing.assert_allclose(lenient(model, 10.0), model(_params(), MET).values, rtol=1e-5)
-    assert np.all(np.isnan(np.asarray(lenient(model, 900.0))))
-    assert np.all(np.isnan(np.asarray(lenient(model, -1.0))))
+    H = lambda h: jnp.asarray(h, float)  # noqa: E731  (an array: traced, one compile)
+    np.testing.assert_allclose(lenient(model, H(10.0)), model(_params(), MET).values, rtol=1e-5)
+    assert np.all(np.isnan(np.asarray(lenient(model, H(900.0)))))
+    assert np.all(np.isnan(np.asarray(lenient(model, H(-1.0)))))
 
 
 def test_automatic_step_and_duration():
@@ -411,5 +448,7 @@ def test_automatic_step_and_duration():
     plan = _plan(_model(geo), MET)
     diag = math.hypot(800.0, 300.0)
     assert plan.n_steps * plan.dt == pytest.approx(1.5 * diag / 5.0)
-    # half a cell (50 m) per step at most, and within the turbulence limit (2 s here)
-    assert plan.dt * 5.0 <= 25.0 + 1e-9 and plan.dt <= 2.0 + 1e-9
+    # half a cell per step at most, within the turbulence limit (6 s here: 0.2 x the
+    # 30 s floor of tau_w); here the cell limits it
+    assert time_step(MET, HannaTurbulence()) == pytest.approx(6.0)
+    assert 2.5 < plan.dt <= 0.5 * 30.0 / 5.0 + 1e-9  # the cells are 50 x 30 m

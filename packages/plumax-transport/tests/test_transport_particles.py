@@ -377,28 +377,97 @@ def test_run_under_jit_with_traced_release_and_met():
 def test_time_step_rule():
     met = MetField.uniform(5.0, 270.0, stability="D", pblh=1000.0)
     turbulence = HomogeneousTurbulence(0.5, 0.5, 0.5, 20.0)
-    assert time_step(met, turbulence) == pytest.approx(0.2 * 20.0)  # tau limits
+    assert time_step(met, turbulence) == pytest.approx(0.2 * 20.0)  # tau_w limits
     assert time_step(met, turbulence, dx=50.0) == pytest.approx(0.2 * 50.0 / 5.0)  # dx/|U|
     assert time_step(met, turbulence, safety=0.5) == pytest.approx(10.0)
     assert time_step(met, turbulence, dt=3.9) == 3.9
-    with pytest.raises(ValueError, match=r"`dt` = 4.1 s exceeds the limit 4 s.*tau_L"):
+    with pytest.raises(ValueError, match=r"`dt` = 4.1 s exceeds the limit 4 s.*tau_Lw"):
         time_step(met, turbulence, dt=4.1)
     with pytest.raises(ValueError, match=r"`dt` = 2.5 s exceeds the limit 2 s.*dx/\|U\|"):
         time_step(met, turbulence, dt=2.5, dx=50.0)
+    # only the vertical time scale limits the step (FLEXPART): short horizontal ones do not
+    short = HomogeneousTurbulence(0.5, 0.5, 0.5, (1.0, 2.0, 20.0))
+    assert time_step(met, short) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match=r"exceeds the limit 0.4 s.*tau_Lw"):
+        time_step(met, HomogeneousTurbulence(0.5, 0.5, 0.5, (100.0, 100.0, 2.0)), dt=1.0)
     # a gridded met: dx defaults to its spacing (100 m here, 5 m/s: 20 s)
     grid = MetField(
         np.full((1, 1, 1, 11), 5.0), 0.0, stability_class=3, pblh=1000.0, x=np.linspace(0, 1000, 11)
     )
     assert time_step(grid, HomogeneousTurbulence(0.5, 0.5, 0.5, 1000.0)) == pytest.approx(4.0)
-    # Hanna: never above safety x the smallest tau of the profile
+    # Hanna: never above safety x the smallest tau_w of the profile
     hanna = HannaTurbulence()
     dt = time_step(CBL, hanna)
     h, us, ws, L = boundary_layer(CBL, 0.0, 0.0, 0.0)
     p = hanna(jnp.linspace(0.0, 1000.0, 101), h, us, ws, L)
-    assert 0 < dt <= 0.2 * float(jnp.min(jnp.stack([p.tau_u, p.tau_v, p.tau_w]))) + 1e-9
+    assert 0 < dt <= 0.2 * float(jnp.min(p.tau_w)) + 1e-9
     for bad in (dict(safety=0.0), dict(safety=2.0), dict(dx=-1.0), dict(dt=0.0), dict(n_heights=1)):
         with pytest.raises(ValueError, match=f"`{next(iter(bad))}`"):
             time_step(met, turbulence, **bad)
+
+
+@pytest.mark.parametrize(
+    ("L", "want"), [(-50.0, 6.0), (-10.0, 2.17), (math.inf, 6.0), (100.0, 6.0)]
+)
+def test_time_step_with_hanna_turbulence(L, want):
+    """h = 1000 m, 4 m/s (the values time_step's docstring gives): 0.2 x the 30 s floor
+    of tau_w, or the sigma_w-gradient criterion in a strongly convective layer; in the
+    neutral and stable layers well above 0.2 x tau_u's 10 s floor (the horizontal time
+    scales do not limit the step)."""
+    met = MetField.uniform(4.0, 270.0, stability=None, obukhov_length=L, pblh=1000.0)
+    hanna = HannaTurbulence()
+    dt = time_step(met, hanna)
+    assert dt == pytest.approx(want, rel=5e-3)
+    h, us, ws, L_ = boundary_layer(met, 0.0, 0.0, 0.0)
+    p = hanna(jnp.linspace(0.0, 1000.0, 101), h, us, ws, L_)
+    if L > 0 or math.isinf(L):  # min(tau_u, tau_v, tau_w) = 10 s would give 2 s
+        assert float(jnp.min(jnp.minimum(p.tau_u, p.tau_v))) == pytest.approx(10.0)
+
+
+def _y_variance(carry, state, k):
+    return carry.at[k].set(jnp.var(state.y))
+
+
+def test_long_horizontal_steps_follow_the_discrete_ou_sum():
+    """A step of 2 tau_v (allowed: only tau_w limits it): v' keeps its variance exactly,
+    and the crosswind variance is that of a sum of AR(1) velocities held over each step,
+    dt^2 sigma^2 (n + 2 sum_j (n - j) r^j), r = exp(-dt/tau_v); in the long run that is
+    Taylor's diffusive spread times (x/2) coth(x/2) = 1.31 at x = dt/tau_v = 2 (the
+    position error _particle_step documents), not Taylor's own."""
+    sv, tau_v, dt, n, steps = 0.6, 5.0, 10.0, 20_000, 40
+    turbulence = HomogeneousTurbulence(0.0, sv, 0.3, (5.0, tau_v, 50.0))
+    met = MetField.uniform(4.0, 270.0, stability="D", pblh=1000.0)
+    assert time_step(met, turbulence, dt=dt) == dt
+    state = initial_state(
+        jnp.zeros(n),
+        jnp.zeros(n),
+        jnp.full(n, 500.0),
+        time=0.0,
+        met=met,
+        turbulence=turbulence,
+        key=jr.key(11),
+    )
+    end, var = run_particles(
+        state,
+        met,
+        turbulence,
+        key=jr.key(12),
+        dt=dt,
+        n_steps=steps,
+        accumulate=_y_variance,
+        carry=jnp.zeros(steps),
+    )
+    tol = 4 * math.sqrt(2 / n)
+    assert float(jnp.var(end.vp)) / sv**2 == pytest.approx(1.0, abs=tol)
+    r = math.exp(-dt / tau_v)
+    for m in (1, 5, 40):
+        j = np.arange(1, m)
+        want = dt**2 * sv**2 * (m + 2 * np.sum((m - j) * r**j))
+        assert float(var[m - 1]) / want == pytest.approx(1.0, abs=tol), m
+    t = steps * dt
+    taylor = 2 * sv**2 * tau_v * (t - tau_v * (1 - math.exp(-t / tau_v)))
+    x = dt / tau_v
+    assert float(var[-1]) / taylor == pytest.approx(x / 2 / math.tanh(x / 2), rel=0.05)
 
 
 # -- met at the particles ----------------------------------------------------------------
@@ -578,3 +647,15 @@ def test_time_outside_a_varying_met_raises_before_the_run():
     )
     with pytest.raises(ValueError, match="`state.t`.*cannot be stepped by `dt`"):
         run_particles(s, epoch, STILL, key=jr.key(1), dt=5.0, n_steps=10)
+
+    # traced: checked at run time
+    def run(t, met):
+        one = jnp.ones(1)
+        s = initial_state(0 * one, 0 * one, one, time=t, met=met, turbulence=STILL, key=jr.key(0))
+        return run_particles(s, met, STILL, key=jr.key(1), dt=5.0, n_steps=10)[0].x
+
+    local = MetField.from_timeseries([0.0, 7200.0], [3.0, 4.0], [270.0, 270.0], stability="D")
+    x = jax.jit(run)(100.0, local)  # a local time: resolved
+    assert float(x[0]) == pytest.approx(50.0 * (3.0 + 125.0 / 7200.0), rel=1e-5)
+    with pytest.raises(ValueError, match="`state.t` cannot be stepped by `dt`"), clean_errors():
+        jax.jit(run)(t0 + 100.0, epoch).block_until_ready()

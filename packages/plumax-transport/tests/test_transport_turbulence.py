@@ -88,11 +88,31 @@ def test_hanna_unstable_published_values(x64, z):
 
 def test_hanna_unstable_tau_w_is_continuous_at_its_branch_points(x64):
     """0.1/(0.55 - 0.38) = 0.588 ~ 0.59 at z = |L|; 0.59 z/sw = 0.15 h/sw (1 - e^-0.5)
-    (= 0.059 h/sw) at z = 0.1 h."""
-    for z_edge, L in ((50.0, -50.0), (100.0, -20.0)):
+    (= 0.059 h/sw) at z = 0.1 h, when |L| <= 0.1 h."""
+    for z_edge, L in ((50.0, -50.0), (100.0, -20.0), (100.0, -100.0)):
         lo = _taus(_call(BARE, z_edge - 1e-6, 1000.0, 0.4, 2.0, L))[2]
         hi = _taus(_call(BARE, z_edge + 1e-6, 1000.0, 0.4, 2.0, L))[2]
         assert lo == pytest.approx(hi, rel=0.01)
+
+
+@pytest.mark.parametrize("L", [-300.0, -150.0])
+def test_hanna_unstable_tau_w_jumps_at_zeta_0_1_when_L_exceeds_0_1_h(x64, L):
+    """|L| > 0.1 h: the surface-layer form holds just below zeta = 0.1 (z < |L|) and the
+    mixed-layer form above it (zeta < 0.1 is tested first, as printed; FLEXPART's
+    hanna.f90 tests z < |L| first): tau_w jumps by 5.90 (0.55 - 0.038 h/|L|), 2.5 for
+    L = -300 m; and at z = 200 m < |L| the mixed-layer form holds, not hanna.f90's."""
+    h, us, ws = 1000.0, 0.4, 2.0
+    lo = _taus(_call(BARE, 100.0 - 1e-6, h, us, ws, L))[2]
+    hi = _taus(_call(BARE, 100.0 + 1e-6, h, us, ws, L))[2]
+    factor = 0.15 * (1.0 - math.exp(-0.5)) * (0.55 - 0.038 * h / abs(L)) / 0.01
+    assert hi / lo == pytest.approx(factor, rel=1e-4)
+    p = _call(BARE, 200.0, h, us, ws, L)
+    sw = _fields(p)[2]
+    assert _taus(p)[2] == pytest.approx(0.15 * h / sw * (1.0 - math.exp(-1.0)), rel=1e-10)
+    if L == -300.0:
+        assert factor == pytest.approx(2.5, abs=0.01)
+        flexpart = 0.1 * 200.0 / (sw * (0.55 - 0.38 * 200.0 / abs(L)))  # z < |L|
+        assert abs(_taus(p)[2] / flexpart - 1.0) > 0.2
 
 
 @pytest.mark.parametrize("z", [10.0, 100.0, 800.0])
@@ -114,6 +134,9 @@ def test_hanna_stable_published_values(x64, z):
     np.testing.assert_allclose(_fields(p) + _taus(p), _hanna_stable(z, 200.0, 0.2), rtol=1e-10)
     if z == 50.0:  # by hand
         np.testing.assert_allclose(_taus(p), [50.0, 35.8974359, 33.83356], rtol=1e-6)
+    # tau_v = 0.07 h/sigma_v zeta^0.5 as printed, not hanna.f90's 0.467 tau_u (= 0.07
+    # h/sigma_u zeta^0.5): longer by sigma_u/sigma_v = 2/1.3
+    assert _taus(p)[1] / (0.467 * _taus(p)[0]) == pytest.approx(2.0 / 1.3, rel=2e-3)
 
 
 def test_regime_thresholds_at_h_over_L_equal_one(x64):

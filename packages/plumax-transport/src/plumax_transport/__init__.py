@@ -19,7 +19,7 @@ Public API:
 * :class:`LagrangianParticles` — the Tier II forward model on the engine, a drop-in for
   :class:`GaussianPlume` (same parameters, geometries and observations).
 * Turbulence: :class:`AbstractTurbulence` (returns a :class:`TurbulenceProfile`),
-  :class:`HannaTurbulence` (Hanna 1982, as in FLEXPART), :class:`HomogeneousTurbulence`.
+  :class:`HannaTurbulence` (Hanna 1982, FLEXPART's scheme), :class:`HomogeneousTurbulence`.
 * Footprints (Tier II): :func:`backward_footprints` (backward particle runs from
   :class:`PointReceptors` or :class:`ColumnReceptors`, STILT's surface-layer residence
   time) gives a sparse :class:`Footprint`; :class:`FootprintForward` is the linear flux
@@ -49,15 +49,9 @@ from ._geometry import (
     air_molar_density as air_molar_density,
 )
 from ._lagrangian import LagrangianParticles as LagrangianParticles
-from ._particles import (
-    ParticleState as ParticleState,
-    boundary_layer as boundary_layer,
-    initial_state as initial_state,
-    mean_wind as mean_wind,
-    run_particles as run_particles,
-    time_step as time_step,
-    trajectories as trajectories,
-)
+from ._particle_met import boundary_layer as boundary_layer, mean_wind as mean_wind
+from ._particle_state import ParticleState as ParticleState, initial_state as initial_state
+from ._particles import run_particles as run_particles, trajectories as trajectories
 from ._pixel_average import PixelAveraged as PixelAveraged, supersample as supersample
 from ._plume import PLUME_PARAM_SPEC as PLUME_PARAM_SPEC, GaussianPlume as GaussianPlume
 from ._plume_rise import (
@@ -80,6 +74,7 @@ from ._stability import (
     pasquill_class as pasquill_class,
     pasquill_class_from_obukhov as pasquill_class_from_obukhov,
 )
+from ._time_step import time_step as time_step
 from ._turbulence import (
     AbstractTurbulence as AbstractTurbulence,
     HannaTurbulence as HannaTurbulence,

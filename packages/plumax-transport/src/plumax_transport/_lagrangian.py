@@ -46,23 +46,8 @@ same quadrature: the two agree within Monte Carlo error (tested); the residence-
 estimator uses every step and is the less noisy. ``obs_time`` may be given for a steady
 met too; a met that varies in time requires it.
 
-**Duration and step** (chosen eagerly, from a concrete met; both must be given when the
-met is traced):
-
-* ``duration=None``: ``T = 1.5 D / U_min``, with ``D`` the diagonal of the bounding box of
-  the receptors (grid-cell centres) and ``U_min`` the smallest horizontal wind speed at
-  the met's nodes (at least ``min_wind_speed``): a source inside the box has its plume
-  carried past every receptor, with half again for along-wind spread and slower air. A
-  source outside the box, or air slowed along its path, needs an explicit ``duration``;
-  a single point receptor (``D = 0``) too.
-* ``dt=None``: the smaller of :func:`~plumax_transport.time_step` (the turbulence and
-  met limits, FLEXPART's rules) and ``ℓ / (2 U_max)``, ``ℓ`` the kernel's horizontal
-  scale (the smallest cell spacing, or ``min(h_x, h_y)``): a particle moves at most half
-  a cell (or half a bandwidth) per step, so the step sum resolves the kernel and the
-  release slots do not leave beads along the plume. A given ``dt`` is checked with
-  :func:`~plumax_transport.time_step` (``ValueError`` naming ``dt`` when it exceeds the
-  turbulence limit), not against ``ℓ``. Either way ``n = ceil(T / dt)`` steps of
-  ``T / n`` are run.
+**Duration and step** are chosen eagerly from a concrete met when not given (both
+must be given when the met is traced): :mod:`plumax_transport._lagrangian_plan`.
 
 **Units**: the kernel sums give kg/m³ (points) or kg/m² (columns), turned into the
 geometry's units by the geometry's own ``finish`` with the air temperature and pressure
@@ -77,10 +62,13 @@ through the engine's ``lax.scan`` and keeps its residuals, so its memory grows l
 a 100 x 100 grid take 0.04 s forward and 0.4 s for a gradient.
 
 **Checks** (as :class:`~plumax_transport.GaussianPlume`): the parameters' support, core's
-wind-speed rule on every met node, the release height inside ``[0, met.pblh]`` at the
-source (the engine's boundary layer), the source inside the met's horizontal domain,
-point receptors below the highest ``met.pblh``; eager calls raise ``ValueError``, traced
-calls raise (``strict=True``) or return NaN observations (``strict=False``).
+wind-speed rule on every met node, the release height inside ``[0, h]`` with ``h`` the
+lowest ``met.pblh`` at the source over the run's release window (a snapshot's particles
+wait at ``H`` until their release: ``pblh`` is linear in time between met times, so ``h``
+is its minimum at the window's ends and at the met times inside it), the source inside
+the met's horizontal domain, point receptors below the highest ``met.pblh``; eager
+calls raise ``ValueError``, traced calls raise (``strict=True``) or return NaN
+observations (``strict=False``).
 """
 
 from __future__ import annotations
@@ -116,15 +104,10 @@ from ._common import (
 )
 from ._geometry import AbstractGeometry, PointReceptors
 from ._kernels import AbstractKernel, ResidenceTime, kernel_for
-from ._particles import boundary_layer, initial_state, run_particles, time_step
+from ._lagrangian_plan import Plan, make_plan
+from ._particles import initial_state, run_particles
 from ._plume import PLUME_PARAM_SPEC
-from ._turbulence import AbstractTurbulence, HannaTurbulence
-
-#: Margin of the automatic duration over the crossing time of the geometry.
-DURATION_FACTOR = 1.5
-
-#: Met fields that move the particles; the met "varies in time" when one of them does.
-_TRANSPORT_FIELDS = ("u", "v", "w", "pblh", "z0", "obukhov_length", "stability_class")
+from ._turbulence import AbstractTurbulence, HannaTurbulence, check_turbulence
 
 
 def _finite_positive(name: str, value, units: str) -> float:
@@ -160,9 +143,9 @@ class LagrangianParticles(AbstractForwardModel):
         key: the PRNG key of the realisation (initial velocities and the run).
         turbulence: the turbulence model (default :class:`HannaTurbulence`).
         n_particles: number of particles ``N`` (Monte Carlo error ``∝ N^-1/2``).
-        dt: time step, s, or None (automatic; module docstring).
+        dt: time step, s, or None (automatic; :mod:`plumax_transport._lagrangian_plan`).
         duration: travel time ``T`` (steady) or release window (snapshot), s, or None
-            (automatic; module docstring).
+            (automatic; :mod:`plumax_transport._lagrangian_plan`).
         obs_time: observation time, s UTC: the snapshot estimator of a release over
             ``[obs_time - T, obs_time]``; None: the steady residence-time estimator.
         bandwidth: ``(h_x, h_y, h_z)`` of the point-receptor kernel, m (one value for
@@ -215,10 +198,7 @@ class LagrangianParticles(AbstractForwardModel):
             raise ValueError(f"`key` must be a jax PRNG key, got {type(key).__name__}")
         self.key = key
         turbulence = HannaTurbulence() if turbulence is None else turbulence
-        if not isinstance(turbulence, AbstractTurbulence):
-            raise ValueError(
-                f"`turbulence` must be an AbstractTurbulence, got {type(turbulence).__name__}"
-            )
+        check_turbulence(turbulence)
         self.turbulence = turbulence
         if (
             isinstance(n_particles, bool)
@@ -265,97 +245,24 @@ class LagrangianParticles(AbstractForwardModel):
 # -- the plan: times, step and duration, chosen eagerly ---------------------------------
 
 
-def _varies_in_time(met: MetField) -> bool:
-    for name in _TRANSPORT_FIELDS:
-        val = getattr(met, name)
-        if val is not None and jnp.ndim(val) == 4 and val.shape[0] > 1:
-            return True
-    return False
-
-
-class _Plan(eqx.Module):
-    """What one call runs: the met with its time counted from its first time (when
-    concrete), the run's start ``t0`` and end (s, in that time), the step and count."""
-
-    met: MetField
-    t0: Array
-    t_end: Array
-    dt: float = eqx.field(static=True)
-    n_steps: int = eqx.field(static=True)
-    snapshot: bool = eqx.field(static=True)
-
-
-def _auto_duration(model: LagrangianParticles, met: MetField) -> float:
-    if model.extent <= 0:
-        raise ValueError(
-            "`duration` must be given: the geometry has no extent (a single point "
-            "receptor), from which it is chosen"
-        )
-    u_min = max(float(np.min(np.asarray(met.wind_speed))), model.min_wind_speed)
-    return DURATION_FACTOR * model.extent / u_min
-
-
-def _step(model: LagrangianParticles, met: MetField) -> float:
-    if model.dt is not None:
-        return time_step(
-            met, model.turbulence, dt=model.dt, reference_height=model.reference_height
-        )
-    limit = time_step(met, model.turbulence, reference_height=model.reference_height)
-    comps = [np.asarray(met.u), np.asarray(met.v)] + (
-        [np.asarray(met.w)] if met.w is not None else []
+def _plan(model: LagrangianParticles, met: MetField) -> Plan:
+    """The model's plan for ``met`` (:func:`~plumax_transport._lagrangian_plan.make_plan`)."""
+    return make_plan(
+        met,
+        dt=model.dt,
+        duration=model.duration,
+        obs_time=model.obs_time,
+        turbulence=model.turbulence,
+        reference_height=model.reference_height,
+        extent=model.extent,
+        min_wind_speed=model.min_wind_speed,
+        length_scale=model.kernel.length_scale,
     )
-    u_max = float(np.max(np.sqrt(sum(np.square(c) for c in np.broadcast_arrays(*comps)))))
-    if u_max > 0:
-        limit = min(limit, 0.5 * model.kernel.length_scale / u_max)
-    return limit
-
-
-def _plan(model: LagrangianParticles, met: MetField) -> _Plan:
-    varying = _varies_in_time(met)
-    snapshot = model.obs_time is not None
-    if varying and not snapshot:
-        raise ValueError(
-            "`obs_time` must be given: the met varies in time, so the model needs the "
-            "observation time (the steady residence-time estimator needs a steady met)"
-        )
-    concrete = is_concrete(met)
-    if not concrete and (model.dt is None or model.duration is None):
-        raise ValueError(
-            "`dt` and `duration` must be given when the met is traced (they are chosen "
-            "from a concrete met)"
-        )
-    T = model.duration if model.duration is not None else _auto_duration(model, met)
-    dt = model.dt if not concrete else _step(model, met)
-    n_steps = max(1, math.ceil(T / dt - 1e-9))
-    origin = 0.0
-    if is_concrete(met.time):
-        times = np.asarray(met.time, np.float64)
-        origin = float(times[0])
-        local = jnp.asarray(times - origin, dtype=met.time.dtype)
-        met = eqx.tree_at(lambda m: m.time, met, local)
-    if snapshot:
-        t_end = model.obs_time - origin
-        t0 = t_end - T
-        if varying and is_concrete(met.time):
-            last = float(np.asarray(met.time)[-1])
-            tol = 1e-9 * max(1.0, abs(origin), abs(last))
-            if t0 < -tol or t_end > last + tol:
-                raise ValueError(
-                    f"the release window [`obs_time` - `duration`, `obs_time`] = "
-                    f"[{t0 + origin}, {t_end + origin}] s must lie inside the met time range "
-                    f"[{origin}, {last + origin}] s: give a shorter `duration` or another "
-                    "`obs_time`"
-                )
-        t0_arr, t_end_arr = jnp.asarray(t0), jnp.asarray(t_end)
-    else:
-        t0_arr = met.time[0]
-        t_end_arr = met.time[0]
-    return _Plan(met, t0_arr, t_end_arr, T / n_steps, n_steps, snapshot)
 
 
 # -- the simulation --------------------------------------------------------------------
 
-_MSG_HEIGHT = "release height `H` exceeds `met.pblh` at the source"
+_MSG_HEIGHT = "release height `H` exceeds `met.pblh` at the source (its minimum over the release)"
 _MSG_DOMAIN = "the source (`x0`, `y0`) lies outside the met's horizontal domain"
 _MSG_LID = "a receptor lies above `met.pblh` (the lid)"
 
@@ -373,10 +280,31 @@ def _air(met: MetField, geometry: AbstractGeometry, t) -> tuple[Array, Array]:
     return sampler.at_offset(sampler.offset(t), x, y, z)
 
 
-def _source_checks(model: LagrangianParticles, plan: _Plan, x0, y0, H):
-    """``(h at the source, [(bad, message), ...])`` for the release point and receptors."""
+@eqx.filter_jit
+def _source_pblh(plan: Plan, x0: Array, y0: Array) -> Array:
+    """The lowest ``met.pblh`` (m) at the source over ``[plan.t0, plan.t_end]``: at the
+    window's ends and at the met times inside it (``pblh`` is linear in time between
+    them, so this is its minimum over the window; module docstring)."""
     met = plan.met
-    h = boundary_layer(met, plan.t0, x0, y0, reference_height=model.reference_height)[0]
+    sampler = MetSampler(met, ("pblh",))
+    ends = jnp.stack([jnp.asarray(plan.t0), jnp.asarray(plan.t_end)]).astype(met.time.dtype)
+    if sampler.time_varying:
+        times = jnp.concatenate([ends, met.time])
+        inside = (met.time > ends[0]) & (met.time < ends[1])
+        use = jnp.concatenate([jnp.ones((2,), bool), inside])
+    else:
+        times, use = ends[:1], jnp.ones((1,), bool)
+    ones = jnp.ones(times.shape, jnp.result_type(float))
+    (h,) = sampler.at_offset(sampler.offset(times), x0 * ones, y0 * ones, 0.0)
+    h = jnp.broadcast_to(h, times.shape)
+    return jnp.min(jnp.where(use, h, jnp.inf))
+
+
+def _source_checks(model: LagrangianParticles, plan: Plan, x0, y0, H):
+    """``(lowest h at the source over the release window, [(bad, message), ...])`` for
+    the release point and the receptors."""
+    met = plan.met
+    h = _source_pblh(plan, jnp.asarray(x0), jnp.asarray(y0))
     bad = [(H > h, _MSG_HEIGHT), (~MetSampler(met, ("pblh",)).contains(x0, y0), _MSG_DOMAIN)]
     if isinstance(model.geometry, PointReceptors):
         bad.append((model.geometry.max_height > jnp.max(met.pblh), _MSG_LID))
@@ -396,7 +324,7 @@ def _core(model: LagrangianParticles, p, met: MetField, inside: bool):
 
 
 @eqx.filter_jit
-def _simulate(model: LagrangianParticles, plan: _Plan, p, inside: bool):
+def _simulate(model: LagrangianParticles, plan: Plan, p, inside: bool):
     check = Checks(inside, strict=model.strict)
     p = check_support(model.param_spec, p, check)
     met = plan.met
@@ -406,7 +334,8 @@ def _simulate(model: LagrangianParticles, plan: _Plan, p, inside: bool):
     h_src, bad = _source_checks(model, plan, x0, y0, H)
     for flag, msg in bad:
         Q = check(Q, flag, msg)
-    # inside [0, h] even where a traced check only flags it (NaN out, strict=False)
+    # inside [0, h] at every release even where a traced check only flags it (NaN out,
+    # strict=False)
     z = jnp.clip(H, 0.0, jnp.asarray(h_src, dtype) * (1.0 - 1e-6))
     n = model.n_particles
     key_init, key_run = jr.split(model.key)

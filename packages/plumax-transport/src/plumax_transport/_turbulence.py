@@ -4,14 +4,16 @@ A turbulence model maps the boundary-layer scales at each particle, height ``z``
 boundary-layer height ``h`` (m), friction velocity ``u*`` and convective velocity ``w*``
 (m/s) and Obukhov length ``L`` (m), to the standard deviations ``sigma_u, sigma_v,
 sigma_w`` (m/s) of the turbulent velocity and the Lagrangian time scales ``tau_u, tau_v,
-tau_w`` (s) that drive the Langevin equations of :mod:`plumax_transport._particles`,
+tau_w`` (s) that drive the Langevin step of :mod:`plumax_transport._particle_step`,
 plus ``d(sigma_w^2)/dz`` for Thomson's (1987) drift correction.
 
 **Hanna (1982)** (S. R. Hanna, "Applications in air pollution modeling", ch. 7 of
 Nieuwstadt & van Dop (eds.), *Atmospheric Turbulence and Air Pollution Modelling*,
-Reidel), in the form used by FLEXPART (Stohl et al. 2005, *Atmos. Chem. Phys.* 5,
-2461-2474, section 7, and its technical note v9.2, "Parameterization of the wind
-fluctuations"), with ``zeta = z/h``:
+Reidel), as printed in Stohl et al. (2005, *Atmos. Chem. Phys.* 5, 2461-2474, section
+7) and FLEXPART's technical note v9.2 ("Parameterization of the wind fluctuations"),
+with ``zeta = z/h``. Where FLEXPART's code (``hanna.f90``) differs from that printed
+form, this module follows the printed Hanna (1982) form; the differences are listed
+below.
 
 *Unstable* (``L < 0`` and ``h/|L| >= 1``)::
 
@@ -23,11 +25,15 @@ fluctuations"), with ``zeta = z/h``:
           = 0.15 h / sigma_w (1 - exp(-5 zeta))     for zeta >= 0.1
 
 (the ``sigma_w`` profile is the Ryall & Maryon (1998, *Atmos. Environ.* 32, 4265-4276)
-modification FLEXPART adopts; the
-surface-layer ``tau_w`` denominator is ``0.55 - 0.38 z/|L|`` as in FLEXPART's
-``hanna.f90``, which makes ``tau_w`` continuous at ``z = |L|`` (0.1/0.17 = 0.59) and at
-``zeta = 0.1``; the printed note's ``(z - z0)/L`` form would jump there; ``z0 << z`` is
-dropped as FLEXPART does.)
+modification FLEXPART adopts.) The surface-layer ``tau_w`` denominator is written
+``0.55 - 0.38 z/|L|``, as in ``hanna.f90``, which makes ``tau_w`` continuous at ``z =
+|L|`` to 0.3 % (0.1/0.17 = 0.588 against 0.59); the printed ``(z - z0)/L`` with ``L < 0``
+would give 0.1/0.93 there, a jump by 5.5x (``z0 << z`` is dropped, as FLEXPART does). At
+``zeta = 0.1`` ``tau_w`` is continuous only when ``|L| <= 0.1 h``: the ``0.59 z/sigma_w``
+branch then meets ``0.15 (1 - e^-0.5) h/sigma_w = 0.059 h/sigma_w``. When ``|L| > 0.1 h``
+the surface-layer branch holds just below ``zeta = 0.1`` and ``tau_w`` jumps up there
+by the factor ``5.90 (0.55 - 0.038 h/|L|)`` (tested): 2.5 for ``h`` = 1000 m, ``L`` =
+-300 m, from 40.9 s to 102.2 s with a 4 m/s wind at 10 m and ``z0`` = 0.1 m.
 
 *Neutral* (``h/|L| < 1``, including ``L = +-inf``), ``f`` the Coriolis parameter::
 
@@ -47,12 +53,27 @@ dropped as FLEXPART does.)
 (exponent 0.8 for ``tau_w`` as in Hanna (1982) and FLEXPART's code; the v9.2 note prints
 0.5.)
 
+**Differences from FLEXPART's** ``hanna.f90`` (this module follows the printed form):
+
+* unstable ``tau_w``: ``hanna.f90`` tests ``z < |L|`` before ``zeta < 0.1``, so for
+  ``|L| > 0.1 h`` it keeps the surface-layer form up to ``z = |L|``, above ``0.1 h``;
+  here ``zeta < 0.1`` is tested first, as printed;
+* stable ``tau_v``: ``hanna.f90`` sets ``tlv = 0.467 tlu = 0.07 h/sigma_u zeta^0.5``;
+  here ``0.07 h/sigma_v zeta^0.5``, as printed (longer by ``sigma_u/sigma_v = 2/1.3``);
+* the sigmas: ``hanna.f90`` adds 0.01 m/s to each; here each is floored at
+  ``min_sigma`` (0.01 m/s) instead;
+* ``d sigma_w/dz``: ``hanna.f90`` codes closed forms (its neutral ``-2e-4 sigma_w``
+  lacks the ``1/u*`` of its profile's derivative, its unstable one floors ``zeta`` at
+  1e-3); here the exact derivative of the profile actually used (below);
+* ``u*``: ``hanna.f90`` floors it at 1e-4 m/s in its neutral branch; here in every
+  regime.
+
 **Floors** (so that the Langevin step stays finite; all documented attributes of
 :class:`HannaTurbulence`): the profiles are evaluated at ``clip(z, min_height, h)``
 (below ``min_height`` = 1 m they are constant: no singular ``zeta^(-1/3)`` gradient and
-no ``tau -> 0`` at the ground); ``u*`` is floored at 1e-4 m/s (as FLEXPART) before it
-divides; every sigma is ``max(sigma, min_sigma)`` (0.01 m/s, the stable profiles vanish
-at ``z = h``); the time scales are ``max(tau_u, min_tau_horizontal)``,
+no ``tau -> 0`` at the ground); ``u*`` is floored at 1e-4 m/s before it divides;
+every sigma is ``max(sigma, min_sigma)`` (0.01 m/s, the stable profiles vanish at
+``z = h``); the time scales are ``max(tau_u, min_tau_horizontal)``,
 ``max(tau_v, min_tau_horizontal)``, ``max(tau_w, min_tau_vertical)``, by default 10 s and
 30 s, FLEXPART's minima ("in order to avoid excessive computation times for particles
 close to the surface", Stohl et al. 2005). The floors change the profiles, never the
@@ -134,6 +155,15 @@ class AbstractTurbulence(eqx.Module):
         """
 
 
+def check_turbulence(turbulence) -> None:
+    """Raise ``ValueError`` naming ``turbulence`` unless it is an
+    :class:`AbstractTurbulence`."""
+    if not isinstance(turbulence, AbstractTurbulence):
+        raise ValueError(
+            f"`turbulence` must be an AbstractTurbulence, got {type(turbulence).__name__}"
+        )
+
+
 def _as_times(value: float | Sequence[float], name: str) -> tuple[float, float, float]:
     if isinstance(value, int | float):
         vals = (float(value),) * 3
@@ -193,7 +223,8 @@ class HomogeneousTurbulence(AbstractTurbulence):
 
 
 class HannaTurbulence(AbstractTurbulence):
-    """Hanna (1982) boundary-layer profiles, as in FLEXPART (module docstring).
+    """Hanna (1982) boundary-layer profiles as printed in Stohl et al. (2005), FLEXPART's
+    scheme; the module docstring gives the formulas and where FLEXPART's code differs.
 
     Regimes: neutral when ``h/|L| < 1`` (``L = +-inf`` included), unstable when
     ``L < 0`` and ``h/|L| >= 1``, stable when ``L > 0`` and ``h/L >= 1``.
