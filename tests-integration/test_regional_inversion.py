@@ -89,6 +89,9 @@ from plumax_transport import (
     time_step,
 )
 
+# one worker builds the twin (its module-scoped fixture, ~15 s) for every test of it
+pytestmark = pytest.mark.xdist_group("regional_twin")
+
 HOUR = 3600.0
 CELL = 1000.0  # m
 N = 50  # cells per side

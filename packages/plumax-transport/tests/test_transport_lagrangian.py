@@ -232,7 +232,11 @@ def test_drop_in_for_the_gaussian_plume(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["points", "column_image", pytest.param("column_average", marks=pytest.mark.slow)],
+    [
+        pytest.param("points", marks=pytest.mark.slow),
+        "column_image",
+        pytest.param("column_average", marks=pytest.mark.slow),
+    ],
 )
 def test_jit_vmap_grad_through_the_model(name):
     """jit(vmap(value_and_grad)) over a batch of params equals the eager loop; the

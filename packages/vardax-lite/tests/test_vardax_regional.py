@@ -323,6 +323,7 @@ def _gaussian_linearised_at_prior(case):
     return np.asarray(oi.posterior(case["y"]).mean)
 
 
+@pytest.mark.slow  # the default run covers it on FootprintForward (tests-integration)
 def test_lognormal_prior_threedvar(x64):
     case = _lognormal_case(0.5)
     problem = case["problem"]
