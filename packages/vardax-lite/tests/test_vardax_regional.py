@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import lineax as lx
 import numpy as np
 import pytest
@@ -510,3 +511,33 @@ def test_check_spd_accepts_traced_operators():
     indefinite = lx.MatrixLinearOperator(jnp.array([[1.0, 2.0], [2.0, 1.0]]))
     with pytest.raises(ValueError, match="not symmetric positive definite"):
         jax.jit(lambda s: check_spd(linalg.DiagonalScaled(indefinite, s), "B") or s)(d)
+
+
+def test_posterior_samples_have_the_posterior_moments(x64):
+    """The perturbed-observation draws have mean z* and covariance P* (the dense closed
+    form), within Monte Carlo error; a draw whose update misses the K e term (the
+    prior-only spread through I - K H) would be too narrow and fails the same check."""
+    rng = np.random.default_rng(4)
+    B = linalg.separable_matern32(np.arange(8.0), np.arange(6.0), 2.0, 1.5)
+    H = rng.uniform(0, 1, (20, 48)) * (rng.uniform(size=(20, 48)) < 0.3)
+    R = np.eye(20) * 0.3
+    oi = vx.OptimalInterpolation(H, R, B, np.zeros(48), covariance="operator")
+    y = H @ rng.normal(size=48) + rng.normal(0, 0.3**0.5, 20)
+    mean, P = oi.analysis(y)
+    n = 40_000
+    draws = np.asarray(oi.posterior_samples(y, key=jr.key(1), n=n))
+    assert draws.shape == (n, 48)
+    sd = np.sqrt(np.diag(np.asarray(P)))
+    z = (draws.mean(0) - np.asarray(mean)) / (sd / np.sqrt(n))
+    assert np.max(np.abs(z)) < 4.5
+    emp = np.cov(draws, rowvar=False)
+    # the standard error of a sample covariance entry is ~ sqrt((P_ii P_jj + P_ij^2)/n)
+    se = np.sqrt((np.outer(sd**2, sd**2) + np.asarray(P) ** 2) / n)
+    assert np.max(np.abs(emp - np.asarray(P)) / se) < 5.0
+    # without K e the covariance is (I - KH) B (I - KH)^T, too small: the check sees it
+    Bd = np.asarray(B.as_matrix())
+    K = Bd @ H.T @ np.linalg.inv(H @ Bd @ H.T + R)
+    narrow = (np.eye(48) - K @ H) @ Bd @ (np.eye(48) - K @ H).T
+    assert np.max(np.abs(narrow - np.asarray(P)) / se) > 5.0
+    with pytest.raises(ValueError, match="`n`"):
+        oi.posterior_samples(y, key=jr.key(1), n=0)
