@@ -79,6 +79,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
 import numpy as np
+from _compile_timing import first_call
 from _results import update_json_atomic
 from jax.experimental import sparse as jsparse
 
@@ -149,33 +150,6 @@ def hanna_limits() -> dict:
 
 
 # -- timing ---------------------------------------------------------------------------
-
-_COMPILE_EVENTS = {
-    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lowering_s",
-    "/jax/core/compile/backend_compile_duration": "xla_compile_s",
-}
-_compile_log: list[tuple[str, float]] = []
-
-
-def _listen(event: str, duration: float, **kwargs) -> None:
-    if event in _COMPILE_EVENTS:
-        _compile_log.append((_COMPILE_EVENTS[event], duration))
-
-
-jax.monitoring.register_event_duration_secs_listener(_listen)
-
-
-def first_call(fn) -> tuple[dict, object]:
-    """Time the first call (trace, compile, run) and the compilation reported in it."""
-    _compile_log.clear()
-    t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    res = {"first_call_s": first, "lowering_s": 0.0, "xla_compile_s": 0.0}
-    for name, d in _compile_log:
-        res[name] += d
-    res["compile_s"] = res["lowering_s"] + res["xla_compile_s"]
-    return res, out
 
 
 def median_runs(fn, repeats: int) -> tuple[float, list[float]]:

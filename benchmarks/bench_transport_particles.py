@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from _compile_timing import first_call
 from _results import update_json_atomic
 
 import plumax_core
@@ -163,35 +164,6 @@ def release(n: int, met: MetField, turbulence, seed: int = 0):
 
 
 # -- timing ---------------------------------------------------------------------------
-
-_COMPILE_EVENTS = {
-    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lowering_s",
-    "/jax/core/compile/backend_compile_duration": "xla_compile_s",
-}
-_compile_log: list[tuple[str, float]] = []
-
-
-def _listen(event: str, duration: float, **kwargs) -> None:
-    if event in _COMPILE_EVENTS:
-        _compile_log.append((_COMPILE_EVENTS[event], duration))
-
-
-jax.monitoring.register_event_duration_secs_listener(_listen)
-
-
-def first_call(fn) -> dict:
-    """Time the first call of ``fn`` (trace, compile, run) and the compilation in it:
-    the lowering to MLIR and the XLA compile of every jit it compiles, as reported by
-    ``jax.monitoring`` (so a noisy machine does not blur it into the run time)."""
-    _compile_log.clear()
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    out = {"first_call_s": first, "lowering_s": 0.0, "xla_compile_s": 0.0}
-    for name, d in _compile_log:
-        out[name] += d
-    out["compile_s"] = out["lowering_s"] + out["xla_compile_s"]
-    return out
 
 
 def timed(fn) -> float:
@@ -400,7 +372,7 @@ def main():
         fns["reference: plain Langevin"] = lambda ref=ref, a=ref_args: ref(*a)
         fns["reference: RNG only"] = lambda f=rng_only, a=acc0: f(key, a)
 
-        firsts = {name: first_call(fn) for name, fn in fns.items()}
+        firsts = {name: first_call(fn)[0] for name, fn in fns.items()}
         ts = interleaved(fns, args.repeats)
         ref_rate = n * n_steps / statistics.median(ts["reference: plain Langevin"])
         for name in fns:

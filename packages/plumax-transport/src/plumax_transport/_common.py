@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -167,7 +168,9 @@ def run_checked(core, model, params: Mapping[str, Array], met: MetField):
     with the check's message), never as equinox's or XLA's wrapped runtime error.
     """
     p = check_params(model.param_spec, params)
-    inside = not is_concrete(p, met)
+    # the model's own arrays count too: a model holding a key or coordinates is traced
+    # under eqx.filter_jit / filter_vmap over models (an ensemble over keys)
+    inside = not is_concrete(p, met, eqx.filter(model, eqx.is_array))
     if not inside:
         check_wind_speed(WIND_NAME, met.wind_speed, minimum=model.min_wind_speed)
         with clean_errors():

@@ -83,20 +83,13 @@ from plumax_core.validation import check_coordinate
 from ._common import is_concrete
 from ._footprint import ColumnReceptors, Footprint, _finite_1d, unit_factor
 from ._geometry import PointReceptors
+from ._particle_met import TRANSPORT_FIELDS, varies_in_time
 from ._particles import initial_state, run_particles
 from ._turbulence import AbstractTurbulence, HannaTurbulence
 
-_MET_FIELDS = (
-    "u",
-    "v",
-    "w",
-    "temperature",
-    "pressure",
-    "pblh",
-    "stability_class",
-    "obukhov_length",
-    "z0",
-)
+#: The fields whose time variation matters here: the transport and, for the unit
+#: conversion at each receptor, temperature and pressure.
+_MET_FIELDS = (*TRANSPORT_FIELDS, "temperature", "pressure")
 
 #: The default turbulence (Hanna 1982, as in FLEXPART).
 _HANNA = HannaTurbulence()
@@ -178,14 +171,6 @@ def _edges(name: str, v) -> tuple[np.ndarray, bool]:
     check_coordinate(name, arr)
     d = np.diff(arr)
     return arr, bool(np.all(np.abs(d - d[0]) <= 1e-9 * np.max(np.abs(arr))))
-
-
-def _time_varying(met: MetField) -> bool:
-    for name in _MET_FIELDS:
-        f = getattr(met, name, None)
-        if f is not None and jnp.ndim(f) == 4 and jnp.shape(f)[0] > 1:
-            return True
-    return False
 
 
 def _resolution(dtype, seconds: float) -> float:
@@ -304,7 +289,7 @@ def backward_footprints(
     ye, y_uniform = _edges("y", y)
     times = _finite_1d("time", time, n)
     origin = float(np.asarray(met.time, np.float64)[0])
-    varying = _time_varying(met)
+    varying = varies_in_time(met, _MET_FIELDS)
     # a steady met is the same at every time: each receptor is its own origin (no epoch
     # time in the run); a time-varying met is sampled relative to its first time
     t_local = times - origin if varying else np.zeros(n)

@@ -89,18 +89,15 @@ from plumax_core import (
     MetSampler,
     Observations,
     ParamSpec,
-    clean_errors,
 )
-from plumax_core.validation import MIN_WIND_SPEED, check_wind_speed
+from plumax_core.validation import MIN_WIND_SPEED
 
 from ._common import (
-    WIND_NAME,
     Checks,
     check_min_wind_speed,
-    check_params,
     check_support,
     check_wind,
-    is_concrete,
+    run_checked,
 )
 from ._geometry import AbstractGeometry, PointReceptors
 from ._kernels import AbstractKernel, ResidenceTime, kernel_for
@@ -223,23 +220,11 @@ class LagrangianParticles(AbstractForwardModel):
     def __call__(self, params: Mapping[str, Array], met: MetField) -> Observations:
         """Simulate the geometry's observations (module docstring).
 
-        The check policy of :class:`GaussianPlume` (``_common.run_checked``), with the
-        model itself among the inputs that make a call traced: it holds a key, which
-        ``eqx.filter_jit``/``filter_vmap`` over models trace.
+        The check policy of :class:`GaussianPlume` (``_common.run_checked``, which counts
+        the model's key among the inputs that make a call traced under
+        ``eqx.filter_jit``/``filter_vmap`` over models).
         """
-        p = check_params(self.param_spec, params)
-        inside = not is_concrete(p, met, eqx.filter(self, eqx.is_array))
-        if not inside:
-            check_wind_speed(WIND_NAME, met.wind_speed, minimum=self.min_wind_speed)
-            with clean_errors():
-                obs, flags = _core(self, p, met, False)
-            Checks.raise_flags(flags)
-            return obs
-        obs, flags = _core(self, p, met, True)
-        if flags:
-            bad = jnp.any(jnp.stack([jnp.any(f) for f in flags.values()]))
-            obs = obs.replace(values=jnp.where(bad, jnp.nan, obs.values))
-        return obs
+        return run_checked(_core, self, params, met)
 
 
 # -- the plan: times, step and duration, chosen eagerly ---------------------------------

@@ -45,10 +45,10 @@ from ._turbulence import convective_velocity, friction_velocity
 TRANSPORT_FIELDS = ("u", "v", "w", "pblh", "z0", "obukhov_length", "stability_class")
 
 
-def varies_in_time(met: MetField) -> bool:
-    """True when a field of :data:`TRANSPORT_FIELDS` has more than one time (static:
-    decided from shapes, so it works on a traced met)."""
-    for name in TRANSPORT_FIELDS:
+def varies_in_time(met: MetField, fields: tuple[str, ...] = TRANSPORT_FIELDS) -> bool:
+    """True when one of ``fields`` (default :data:`TRANSPORT_FIELDS`) has more than one
+    time (static: decided from shapes, so it works on a traced met)."""
+    for name in fields:
         val = getattr(met, name)
         if val is not None and jnp.ndim(val) == 4 and jnp.shape(val)[0] > 1:
             return True
