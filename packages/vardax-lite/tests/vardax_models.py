@@ -57,7 +57,7 @@ class Advection(vx.AbstractTimeSteppingModel):
     def initial_state(self, params, met):
         return params["x0"]
 
-    def step(self, x, k, met):
+    def step(self, x, k, met, params):
         return x - self.c * (x - jnp.roll(x, 1))
 
     def observe(self, x, k, met):

@@ -132,6 +132,7 @@ from ._serialise import (
     serialise as serialise,
     tree_hash as tree_hash,
 )
+from ._time_stepping import AbstractTimeSteppingModel as AbstractTimeSteppingModel
 from ._wind_nuisance import (
     UncertainWindForwardModel as UncertainWindForwardModel,
     with_uncertain_wind as with_uncertain_wind,
@@ -139,6 +140,7 @@ from ._wind_nuisance import (
 
 __all__ = [
     "AbstractForwardModel",
+    "AbstractTimeSteppingModel",
     "AbstractNoiseModel",
     "AbstractObservationOperator",
     "AbstractPrior",

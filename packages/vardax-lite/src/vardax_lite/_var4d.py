@@ -1,7 +1,8 @@
 """4D-Var: strong-constraint, weak-constraint and incremental.
 
-A time-stepping forward model integrates ``x_{k+1} = M(x_k) + eta_k`` from an initial
-state set by the parameters and observes ``y_k = h(x_{k+1})`` after each step.
+A time-stepping forward model (:class:`plumax_core.AbstractTimeSteppingModel`, re-exported
+here) integrates ``x_{k+1} = M_k(x_k; params) + eta_k`` from an initial state set by the
+parameters and observes ``y_k = h(x_{k+1})`` after each step.
 
 * :class:`StrongFourDVar` (``eta = 0``; Le Dimet & Talagrand 1986, Tellus 38A:97;
   Talagrand & Courtier 1987, QJRMS 113:1311): the MAP of the parameters; the gradient
@@ -17,16 +18,13 @@ state set by the parameters and observes ``y_k = h(x_{k+1})`` after each step.
   last Gauss-Newton Hessian gives the posterior covariance.
 """
 
-import abc
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-from equinox import AbstractVar
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from plumax_core import AbstractForwardModel, Observations, Posterior, gates
+from plumax_core import AbstractTimeSteppingModel, Posterior, gates
 
 from ._adapters import AbstractPosteriorAdapter, _whitened_hessian, laplace_from_hessian
 from ._analysis import AbstractAnalysis, clean_input_errors, provenance_for
@@ -35,59 +33,6 @@ from ._problem import Problem
 from ._var3d import map_posterior
 
 _PSD = (lx.symmetric_tag, lx.positive_semidefinite_tag)
-
-
-class AbstractTimeSteppingModel(AbstractForwardModel):
-    """A forward model that integrates a state in time and observes it after each step.
-
-    Attributes:
-        n_steps: number of time steps ``K`` (static).
-
-    Contract: ``initial_state(params, met)`` returns the ``(n,)`` state ``x_0``;
-    ``step(x, k, met)`` returns ``x_{k+1} = M_k(x)`` (pure, differentiable);
-    ``observe(x, k, met)`` returns the ``(p,)`` observations of ``x_{k+1}``. ``__call__``
-    returns values of shape ``(K, p)`` with dims ``("time", "obs")``;
-    ``simulate(params, eta, met)`` does the same with additive model errors
-    ``eta (K, n)``, and equals ``__call__`` for ``eta = 0``.
-    """
-
-    n_steps: AbstractVar[int]
-
-    @abc.abstractmethod
-    def initial_state(self, params, met) -> Float[Array, " n"]:
-        """``x_0`` from the parameters."""
-
-    @abc.abstractmethod
-    def step(self, x: Float[Array, " n"], k, met) -> Float[Array, " n"]:
-        """One model step ``x_{k+1} = M_k(x_k)``."""
-
-    @abc.abstractmethod
-    def observe(self, x: Float[Array, " n"], k, met) -> Float[Array, " p"]:
-        """Observation operator applied to ``x_{k+1}``."""
-
-    @property
-    def kind(self) -> str:
-        return "generic"
-
-    def state_size(self, met) -> int:
-        p = self.param_spec.unflatten(jnp.zeros(self.param_spec.size))
-        return jax.eval_shape(lambda: self.initial_state(p, met)).shape[0]
-
-    def simulate(self, params, eta: Float[Array, "K n"] | None, met) -> Float[Array, "K p"]:
-        x0 = self.initial_state(params, met)
-        if eta is None:
-            eta = jnp.zeros((self.n_steps,) + x0.shape, x0.dtype)
-
-        def body(x, inp):
-            k, e = inp
-            x = self.step(x, k, met) + e
-            return x, self.observe(x, k, met)
-
-        _, ys = jax.lax.scan(body, x0, (jnp.arange(self.n_steps), eta))
-        return ys
-
-    def __call__(self, params, met) -> Observations:
-        return Observations(self.simulate(params, None, met), kind=self.kind, dims=("time", "obs"))
 
 
 def adjoint_test(problem: Problem, chi: Float[Array, " D"], *, key: PRNGKeyArray, n_probes=4):
