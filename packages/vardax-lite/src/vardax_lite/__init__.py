@@ -15,7 +15,7 @@ in the unconstrained space of the model's ``param_spec``.
   :class:`EnsembleCovariance`, :func:`select_adapter`;
 * export: :class:`GaussianMarkLikelihood`;
 * diagnostics: :func:`averaging_kernel`, :func:`dfs`, :func:`dfs_hutchinson`,
-  :func:`reduced_chi2`;
+  :func:`reduced_chi2`, :func:`posterior_std_maps` (per-parameter std maps);
 * posterior checks: :func:`inference_diagnostics` (:func:`convergence_check`,
   :func:`contraction_check` / :func:`posterior_contraction`, :func:`fit_check`);
 * validation: :func:`run_sbc` (over a core :class:`plumax_core.SimulationBank`),
@@ -86,6 +86,7 @@ from ._var4d import (
     WeakFourDVar as WeakFourDVar,
     adjoint_test as adjoint_test,
     cost_gradient as cost_gradient,
+    posterior_std_maps as posterior_std_maps,
 )
 
 __all__ = [
@@ -125,6 +126,7 @@ __all__ = [
     "OptimalInterpolation",
     "posterior_agreement",
     "posterior_contraction",
+    "posterior_std_maps",
     "Problem",
     "reduced_chi2",
     "run_sbc",

@@ -335,11 +335,11 @@ def select_adapter(analysis: str, problem: Problem) -> AbstractPosteriorAdapter:
     * larger ``D`` with a Student-t likelihood: :class:`EnsembleCovariance` (64
       members, L-BFGS), the only matrix-free option without a Gauss-Newton structure.
 
-    ``analysis`` is the analysis' name; strong-constraint 4D-Var always maps to the
-    matrix-free :class:`GaussNewtonHessian` when ``D > 200``.
+    ``analysis`` is the analysis' name; strong-constraint and incremental 4D-Var map to
+    the matrix-free :class:`GaussNewtonHessian` already when ``D > 200``.
     """
     d, m = problem.dim, problem.n_obs
-    big = d > (200 if analysis == "StrongFourDVar" else 2000)
+    big = d > (200 if analysis in ("StrongFourDVar", "IncrementalFourDVar") else 2000)
     if not big:
         return LaplaceCovariance()
     if problem.likelihood == "gaussian":

@@ -15,7 +15,14 @@ parameters and observes ``y_k = h(x_{k+1})`` after each step.
   120:1367): outer Gauss-Newton loop; each inner problem
   ``(I + G^T G) delta = -(chi + G^T w)`` is solved by conjugate gradients with the
   tangent-linear ``G`` from ``jax.linearize`` and its adjoint by transposition. The
-  last Gauss-Newton Hessian gives the posterior covariance.
+  posterior comes from an adapter at the last linearisation point: the last
+  Gauss-Newton Hessian (``LaplaceCovariance``) up to 200 parameters, the matrix-free
+  low-rank ``GaussNewtonHessian`` beyond (a gridded emission field).
+
+Both strong and incremental 4D-Var record their cost in provenance: ``n_model_runs``
+(full nonlinear forward-model runs), ``n_tangent_linear_runs`` and ``n_adjoint_runs``,
+counted at run time by :class:`vardax_lite._counting.CountingModel` over the MAP search
+and the adapter's construction (not later uses of a lazy covariance).
 """
 
 import equinox as eqx
@@ -26,11 +33,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from plumax_core import AbstractTimeSteppingModel, Posterior, gates
 
-from ._adapters import AbstractPosteriorAdapter, _whitened_hessian, laplace_from_hessian
+from ._adapters import AbstractPosteriorAdapter, select_adapter
 from ._analysis import AbstractAnalysis, clean_input_errors, provenance_for
+from ._counting import counting, with_counting
 from ._map import SOLVERS, check_solver, solve_map_jit
 from ._problem import Problem
-from ._var3d import map_posterior
 
 _PSD = (lx.symmetric_tag, lx.positive_semidefinite_tag)
 
@@ -49,6 +56,42 @@ def cost_gradient(problem: Problem, chi: Float[Array, " D"]) -> Float[Array, " D
     return jax.grad(problem.cost)(chi)
 
 
+def _analysis_posterior(
+    analysis: AbstractAnalysis,
+    problem: Problem,
+    counted: Problem,
+    tally,
+    chi: Float[Array, " D"],
+    chi_cov: Float[Array, " D"],
+    adapter: AbstractPosteriorAdapter | None,
+    key: PRNGKeyArray | None,
+    **extra,
+) -> Posterior:
+    """The 4D-Var posterior at ``chi``: the adapter's spread at ``chi_cov`` (run on the
+    counting copy ``counted`` of ``problem``, inside ``tally``), the run counts and the
+    provenance of the original ``problem``."""
+    # the 4D-Var mapping: matrix-free GaussNewtonHessian beyond 200 parameters
+    adapter = select_adapter(type(analysis).__name__, problem) if adapter is None else adapter
+    out = adapter(counted, chi_cov, key=key)
+    jax.effects_barrier()
+    prov = provenance_for(
+        problem,
+        analysis,
+        **extra,
+        **out.extra,
+        n_model_runs=int(tally["model"]),
+        n_tangent_linear_runs=int(tally["tangent_linear"]),
+        n_adjoint_runs=int(tally["adjoint"]),
+    )
+    return Posterior(
+        problem.from_control(chi),
+        out.cov,
+        out.samples,
+        provenance=prov,
+        param_spec=problem.param_spec,
+    )
+
+
 class StrongFourDVar(AbstractAnalysis):
     """Strong-constraint 4D-Var: the model is perfect, the control is its parameters.
 
@@ -58,6 +101,11 @@ class StrongFourDVar(AbstractAnalysis):
         rtol, atol, max_steps: solver settings.
         adapter: posterior adapter; None = :func:`select_adapter` (matrix-free
             :class:`GaussNewtonHessian` beyond 200 parameters).
+
+    Provenance counts the runs of the forward model (see :mod:`vardax_lite._counting`)
+    during the MAP solve and the adapter's construction: ``n_model_runs`` (full
+    nonlinear runs; with L-BFGS one per cost-and-gradient evaluation plus the final cost),
+    ``n_tangent_linear_runs`` and ``n_adjoint_runs`` (one per gradient).
     """
 
     solver: str = eqx.field(static=True, default="lbfgs")
@@ -73,29 +121,51 @@ class StrongFourDVar(AbstractAnalysis):
     @clean_input_errors
     def posterior(self, problem: Problem, *, key: PRNGKeyArray | None = None) -> Posterior:
         check_solver(self.solver, problem.likelihood)
+        counted = with_counting(problem)
         chi0 = jnp.zeros(problem.dim, problem.z_b.dtype)
-        res = solve_map_jit(
-            problem,
-            chi0,
-            solver=self.solver,
-            rtol=self.rtol,
-            atol=self.atol,
-            max_steps=self.max_steps,
-        )
-        return map_posterior(self, problem, res, self.adapter, key, solver=self.solver)
+        with counting() as tally:
+            res = solve_map_jit(
+                counted,
+                chi0,
+                solver=self.solver,
+                rtol=self.rtol,
+                atol=self.atol,
+                max_steps=self.max_steps,
+            )
+            return _analysis_posterior(
+                self,
+                problem,
+                counted,
+                tally,
+                res.chi,
+                res.chi,
+                self.adapter,
+                key,
+                n_iter=int(res.n_steps),
+                J_star=float(res.J),
+                converged=bool(res.converged),
+                solver=self.solver,
+            )
 
 
 @eqx.filter_jit
 def _outer_step(problem: Problem, chi, cg_rtol, cg_atol, n_inner):
-    G = problem.whitened_jacobian(chi)
-    w = problem.whitened_residual(problem.from_control(chi))
+    """One Gauss-Newton outer loop at ``chi``: one full-model run (the linearisation),
+    one adjoint for the gradient, one TL and one adjoint per CG iteration.
+
+    Returns the increment's end point, ``||delta||``, the CG iterations and ``J(chi)``.
+    """
+    fn = lambda c: problem.whitened_residual(problem.from_control(c))
+    w, jvp = jax.linearize(fn, chi)
+    G = lx.FunctionLinearOperator(jvp, jax.ShapeDtypeStruct(chi.shape, chi.dtype))
     grad = chi + G.T.mv(w)
-    H = _whitened_hessian(problem, chi, exact=False)
+    H = lx.TaggedLinearOperator(lx.IdentityLinearOperator(G.in_structure()) + G.T @ G, _PSD)
     sol = lx.linear_solve(
         H, -grad, lx.CG(rtol=cg_rtol, atol=cg_atol, max_steps=n_inner), throw=False
     )
     delta = sol.value
-    return chi + delta, jnp.linalg.norm(delta), sol.stats["num_steps"], problem.cost(chi + delta)
+    J = 0.5 * jnp.sum(chi**2) + 0.5 * jnp.sum(w**2)
+    return chi + delta, jnp.linalg.norm(delta), sol.stats["num_steps"], J
 
 
 class IncrementalFourDVar(AbstractAnalysis):
@@ -106,9 +176,17 @@ class IncrementalFourDVar(AbstractAnalysis):
         n_inner: maximum CG iterations per inner loop (static).
         cg_rtol, cg_atol: CG tolerances.
         outer_tol: stop when ``||delta chi|| <= outer_tol * (1 + ||chi||)``.
+        adapter: posterior adapter, applied at the last linearisation point; None =
+            the 4D-Var mapping of :func:`select_adapter`: :class:`LaplaceCovariance`
+            ``L (I + G^T G)^{-1} L^T`` (the inner loop's own Hessian) up to 200
+            parameters, the matrix-free :class:`GaussNewtonHessian` (a low-rank update of
+            ``B``, never ``D x D``) beyond.
 
-    The posterior covariance is ``L (I + G^T G)^{-1} L^T`` with ``G`` from the last
-    linearisation: the inner loop's own Hessian, reused.
+    Cost accounting in provenance (see :mod:`vardax_lite._counting`):
+    ``n_model_runs`` = one per outer loop (its linearisation, whose primal output is the
+    residual) + one for the final cost + one for the adapter's linearisation;
+    ``n_tangent_linear_runs`` / ``n_adjoint_runs`` = the CG products with ``G`` and
+    ``G^T`` (plus the gradient's adjoint per outer loop and the adapter's Lanczos).
     """
 
     n_outer: int = eqx.field(static=True, default=10)
@@ -116,6 +194,7 @@ class IncrementalFourDVar(AbstractAnalysis):
     cg_rtol: float = eqx.field(static=True, default=1e-12)
     cg_atol: float = eqx.field(static=True, default=1e-12)
     outer_tol: float = eqx.field(static=True, default=1e-10)
+    adapter: AbstractPosteriorAdapter | None = None
 
     def __check_init__(self):
         for name in ("n_outer", "n_inner"):
@@ -125,34 +204,62 @@ class IncrementalFourDVar(AbstractAnalysis):
 
     @clean_input_errors
     def posterior(self, problem: Problem, *, key: PRNGKeyArray | None = None) -> Posterior:
-        del key
         if problem.likelihood != "gaussian":
             raise ValueError("IncrementalFourDVar needs a Gaussian likelihood (Gauss-Newton)")
+        counted = with_counting(problem)
         chi = jnp.zeros(problem.dim, problem.z_b.dtype)
         chi_lin = chi
-        n_cg, converged, n_outer, J = 0, False, 0, problem.cost(chi)
-        for _ in range(self.n_outer):
-            chi_lin = chi
-            chi, dn, steps, J = _outer_step(problem, chi, self.cg_rtol, self.cg_atol, self.n_inner)
-            n_cg += int(steps)
-            n_outer += 1
-            if float(dn) <= self.outer_tol * (1.0 + float(jnp.linalg.norm(chi))):
-                converged = True
-                break
-        H = _whitened_hessian(problem, chi_lin, exact=False)
-        cov = laplace_from_hessian(problem, H)
-        prov = provenance_for(
-            problem,
-            self,
-            n_iter=n_outer,
-            J_star=float(J),
-            converged=converged,
-            n_inner_total=n_cg,
-            adapter="LaplaceCovariance(last Gauss-Newton Hessian)",
-        )
-        return Posterior(
-            problem.from_control(chi), cov, provenance=prov, param_spec=problem.param_spec
-        )
+        n_cg, converged, n_outer = [], False, 0
+        with counting() as tally:
+            for _ in range(self.n_outer):
+                chi_lin = chi
+                chi, dn, steps, _ = _outer_step(
+                    counted, chi, self.cg_rtol, self.cg_atol, self.n_inner
+                )
+                n_cg.append(int(steps))
+                n_outer += 1
+                if float(dn) <= self.outer_tol * (1.0 + float(jnp.linalg.norm(chi))):
+                    converged = True
+                    break
+            J = float(_cost_jit(counted, chi))
+            return _analysis_posterior(
+                self,
+                problem,
+                counted,
+                tally,
+                chi,
+                chi_lin,
+                self.adapter,
+                key,
+                n_iter=n_outer,
+                J_star=J,
+                converged=converged,
+                n_inner_total=sum(n_cg),
+                n_inner_per_outer=n_cg,
+            )
+
+
+@eqx.filter_jit
+def _cost_jit(problem: Problem, chi):
+    return problem.cost(chi)
+
+
+def posterior_std_maps(posterior: Posterior) -> dict[str, Array]:
+    """Marginal posterior standard deviations reshaped to each parameter's shape.
+
+    ``posterior.std()`` (the square root of ``lx.diagonal(cov)``; for the
+    :class:`GaussNewtonHessian` covariance ``B + U C U^T`` that is ``diag(B)`` plus a
+    row sum, ``O(D k)``, never ``D x D``) split by the posterior's ``param_spec``: e.g.
+    an ``(n_windows, ny, nx)`` map for a gridded emission. The values are in the
+    *unconstrained* space (log space for a ``log=True`` parameter, where they are the
+    relative spread of the emission).
+
+    Raises:
+        ValueError: the posterior carries no ``param_spec``.
+    """
+    if posterior.param_spec is None:
+        raise ValueError("`posterior` has no `param_spec`: cannot split its std by parameter")
+    return posterior.param_spec.unflatten(posterior.std())
 
 
 class WeakFourDVar(AbstractAnalysis):
