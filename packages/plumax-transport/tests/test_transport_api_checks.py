@@ -25,6 +25,8 @@ from plumax_transport import (
     PointReceptors,
     pasquill_class,
 )
+from plumax_transport._eulerian import EulerianFV
+from plumax_transport._fv_grid import FVGrid
 
 #: Speeds (m/s) that every wind-speed entry must refuse: below the 0.5 m/s floor, calm,
 #: negative, NaN and a unit error (km/h * 1e3 ...).
@@ -38,6 +40,17 @@ _PUFF = GaussianPuff(_GEO, [0.0, 100.0], obs_time=200.0, puff_interval=50.0)
 # that a traced met runs
 _PARTICLES = LagrangianParticles(
     _GEO, key=jax.random.key(0), n_particles=64, dt=1.0, duration=100.0
+)
+# duration and max_substeps given so that a traced met runs (64 substeps of 0.31 s cover
+# the upwind limit at 120 m/s on 50 m cells)
+_EULERIAN = EulerianFV(
+    _GEO,
+    FVGrid(
+        np.arange(-50.0, 451.0, 50.0), np.array([-50.0, 0.0, 50.0]), np.array([0.0, 10.0, 30.0])
+    ),
+    duration=20.0,
+    max_substeps=64,
+    scheme="upwind",
 )
 _P_PLUME = {"Q": 0.05, "x0": 0.0, "y0": 0.0, "H": 5.0}
 _P_PUFF = {"Q": jnp.array([0.05]), "x0": 0.0, "y0": 0.0, "H": 5.0}
@@ -68,12 +81,14 @@ WIND_ENTRIES = {
         "met.wind_speed",
         lambda s: _PARTICLES(_P_PLUME, _met_with_speed(s)),
     ),
+    "EulerianFV": ("met.wind_speed", lambda s: _EULERIAN(_P_PLUME, _met_with_speed(s))),
 }
 #: The models cannot be handed a negative speed (met carries components u, v).
 _NOT_EXPRESSIBLE = {
     ("GaussianPlume", -1.0),
     ("GaussianPuff", -1.0),
     ("LagrangianParticles", -1.0),
+    ("EulerianFV", -1.0),
 }
 
 
@@ -95,7 +110,9 @@ def test_every_wind_entry_applies_the_one_rule(entry):
         call(speed)
 
 
-@pytest.mark.parametrize("model", ["GaussianPlume", "GaussianPuff", "LagrangianParticles"])
+@pytest.mark.parametrize(
+    "model", ["GaussianPlume", "GaussianPuff", "LagrangianParticles", "EulerianFV"]
+)
 def test_models_apply_the_rule_under_jit_with_clean_errors(model):
     """Traced, the same rule and the same message (without the value), as a ValueError."""
     name, call = WIND_ENTRIES[model]

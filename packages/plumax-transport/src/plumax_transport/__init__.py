@@ -1,5 +1,5 @@
 """Atmospheric transport forward models for methane (Tier I: Gaussian plume and puff;
-Tier II: the Lagrangian particle engine).
+Tier II: Lagrangian particles and footprints; Tier III: Eulerian finite volumes).
 
 Public API:
 
@@ -24,6 +24,17 @@ Public API:
   :class:`PointReceptors` or :class:`ColumnReceptors`, STILT's surface-layer residence
   time) gives a sparse :class:`Footprint`; :class:`FootprintForward` is the linear flux
   forward model ``y = F q + background``.
+* Eulerian finite volumes (Tier III): :class:`EulerianFV` — a drop-in for
+  :class:`GaussianPlume` (same point-source parameters and geometries) or a gridded
+  surface-emission model per time window, and a
+  :class:`plumax_core.AbstractTimeSteppingModel` for 4D-Var; its engine:
+  :class:`FVGrid` (uniform horizontal spacing, stretched levels), :class:`Boundaries`
+  (periodic, closed or open faces), :class:`FaceWinds`, :func:`advective_fluxes`
+  (``SCHEMES``: upwind, flux-limited MUSCL with ``LIMITERS``, WENO5), the eddy
+  diffusivities :class:`ConstantK` and :class:`MoninObukhovK`
+  (:class:`AbstractDiffusivity`), :func:`stable_time_step`, :func:`n_substeps` and
+  :func:`advance` (SSP-RK3 advection and horizontal diffusion with a positivity
+  limiter, implicit vertical diffusion; mass budget to round-off).
 """
 
 import importlib.metadata
@@ -35,9 +46,28 @@ from plumax_core.validation import (
 
 from ._common import WIND_EXPONENTS as WIND_EXPONENTS
 from ._dispersion import TERRAINS as TERRAINS, sigma_y as sigma_y, sigma_z as sigma_z
+from ._eulerian import EulerianFV as EulerianFV
 from ._footprint import ColumnReceptors as ColumnReceptors, Footprint as Footprint
 from ._footprint_backward import backward_footprints as backward_footprints
 from ._footprint_forward import FootprintForward as FootprintForward
+from ._fv_advection import (
+    LIMITERS as LIMITERS,
+    SCHEMES as SCHEMES,
+    FaceWinds as FaceWinds,
+    advective_fluxes as advective_fluxes,
+)
+from ._fv_boundary import FACE_KINDS as FACE_KINDS, Boundaries as Boundaries
+from ._fv_diffusion import (
+    AbstractDiffusivity as AbstractDiffusivity,
+    ConstantK as ConstantK,
+    MoninObukhovK as MoninObukhovK,
+)
+from ._fv_grid import FVGrid as FVGrid
+from ._fv_solver import (
+    advance as advance,
+    n_substeps as n_substeps,
+    stable_time_step as stable_time_step,
+)
 from ._geometry import (
     M_AIR as M_AIR,
     M_CH4 as M_CH4,
@@ -83,19 +113,28 @@ from ._turbulence import (
 )
 
 __all__ = [
+    "AbstractDiffusivity",
     "AbstractGeometry",
     "AbstractGridGeometry",
     "AbstractTurbulence",
+    "advance",
+    "advective_fluxes",
     "air_molar_density",
     "backward_footprints",
+    "Boundaries",
     "boundary_layer",
     "BriggsPlumeRise",
     "buoyancy_flux",
     "ColumnAverage",
     "ColumnImage",
     "ColumnReceptors",
+    "ConstantK",
+    "EulerianFV",
+    "FACE_KINDS",
+    "FaceWinds",
     "Footprint",
     "FootprintForward",
+    "FVGrid",
     "GaussianPlume",
     "GaussianPuff",
     "GOLDER_COEFFICIENTS",
@@ -103,12 +142,15 @@ __all__ = [
     "HomogeneousTurbulence",
     "initial_state",
     "LagrangianParticles",
+    "LIMITERS",
     "M_AIR",
     "M_CH4",
     "MAX_WIND_SPEED",
     "mean_wind",
     "MIN_WIND_SPEED",
     "momentum_flux",
+    "MoninObukhovK",
+    "n_substeps",
     "OUMeander",
     "ParticleState",
     "pasquill_class",
@@ -119,8 +161,10 @@ __all__ = [
     "puff_intervals",
     "reflection_error_bound",
     "run_particles",
+    "SCHEMES",
     "sigma_y",
     "sigma_z",
+    "stable_time_step",
     "supersample",
     "TERRAINS",
     "time_step",

@@ -1,0 +1,154 @@
+r"""Sources and parameters of the Eulerian forward model (Tier III).
+
+:class:`~plumax_transport.EulerianFV` has three ways of forcing the tracer equation and
+one optional initial-condition control; this module builds their
+:class:`~plumax_core.ParamSpec` and turns each into the engine's source term
+``S`` (kg m⁻³ s⁻¹, shape ``(nz, ny, nx)``).
+
+**Point source** (``source="point"``; the parameters are exactly
+:data:`~plumax_transport.PLUME_PARAM_SPEC`: ``Q`` kg/s, ``x0``, ``y0`` m, ``H`` m, so the
+model is a drop-in for the Gaussian plume): the emission rate is shared between the
+cell centres around ``(x0, y0, H)`` with *cloud-in-cell* (area-weighting) weights
+(Hockney & Eastwood 1988, *Computer Simulation Using Particles*, §5-3), bilinear in
+``(x, y)`` over the four nearest centres and linear in ``z`` between the two nearest level
+centres,
+
+.. math::
+
+   S_{kji} = Q\,\frac{w^z_k\, w^y_j\, w^x_i}{V_{kji}}, \qquad
+   w^x_i = (1 - f)\,[i = i_0] + f\,[i = i_0 + 1], \quad
+   f = \frac{x_0 - x_{i_0}}{\Delta x} \in [0, 1],
+
+with ``V`` the cell volume. Between a domain face and the outermost centre the weight
+is clamped (``f = 0`` or ``1``): the whole rate goes to the outermost cell; in
+particular a release below the first level centre goes entirely into the lowest level.
+The weights along each axis sum to one, so ``Σ S V = Q`` exactly (mass-exact), and they
+are piecewise linear (differentiable almost everywhere) in ``x0``, ``y0`` and ``H``.
+A source outside the grid (``x0``, ``y0`` beyond the outer faces, ``H`` above the top)
+is refused (:func:`point_outside`).
+
+**Gridded surface flux** (``source="gridded"``): the parameter ``emission``, shape
+``(n_windows, ny, nx)``, kg m⁻² s⁻¹, is a flux through the ground into the lowest level,
+``S_{0ji} = E_{ji}/Δz_0``; window ``j`` forces the model steps ``k`` with
+``floor(k n_windows / n_steps) == j`` (:func:`window_index`). It is real-valued (no lower
+bound: an inversion increment may be negative, in which case positivity of the field is
+not claimed).
+
+**Initial field** (``initial="param"``): the parameter ``initial``, shape
+``(nz, ny, nx)``, kg m⁻³, the initial tracer mass density (the control of
+strong-constraint 4D-Var on the initial condition).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from plumax_core import Param, ParamSpec
+
+from ._plume import PLUME_PARAM_SPEC
+
+if TYPE_CHECKING:
+    from ._fv_grid import FVGrid
+
+#: The forcing kinds of :class:`~plumax_transport.EulerianFV`.
+SOURCES = ("point", "gridded")
+
+
+def param_spec(
+    source: str, n_windows: int, shape: tuple[int, int, int], initial_param: bool
+) -> ParamSpec:
+    """The model's parameters (module docstring).
+
+    Args:
+        source: ``"point"`` (:data:`PLUME_PARAM_SPEC`) or ``"gridded"`` (``emission``).
+        n_windows: number of emission windows (gridded).
+        shape: the grid's ``(nz, ny, nx)``.
+        initial_param: add the ``initial`` field, ``(nz, ny, nx)`` kg/m³.
+    """
+    nz, ny, nx = shape
+    if source == "point":
+        params = list(PLUME_PARAM_SPEC.params)
+    else:
+        params = [
+            Param(
+                "emission",
+                shape=(n_windows, ny, nx),
+                units="kg/m^2/s",
+                description="surface flux into the lowest level, per emission window",
+            )
+        ]
+    if initial_param:
+        params.append(
+            Param(
+                "initial",
+                shape=(nz, ny, nx),
+                units="kg/m^3",
+                description="initial tracer mass density",
+            )
+        )
+    return ParamSpec(tuple(params))
+
+
+def _axis_weights(s: Array, n: int) -> Float[Array, " n"]:
+    """Linear (cloud-in-cell) weights of a position ``s`` in cell-centre units
+    (``s = 0`` at the first centre) over ``n`` centres, clamped at both ends."""
+    if n == 1:
+        return jnp.ones((1,), s.dtype)
+    i0 = jnp.clip(jnp.floor(s), 0, n - 2)
+    f = jnp.clip(s - i0, 0.0, 1.0)
+    idx = jnp.arange(n, dtype=s.dtype)
+    return jnp.where(idx == i0, 1.0 - f, 0.0) + jnp.where(idx == i0 + 1, f, 0.0)
+
+
+def _level_weights(z: Float[Array, " nz"], H: Array) -> Float[Array, " nz"]:
+    """Linear weights of height ``H`` (m) between the level centres ``z`` (stretched
+    levels allowed), all in the lowest (highest) level below (above) the outer centre."""
+    n = z.shape[0]
+    if n == 1:
+        return jnp.ones((1,), H.dtype)
+    i0 = jnp.clip(jnp.searchsorted(z, H, side="right") - 1, 0, n - 2)
+    lo, hi = z[i0], z[i0 + 1]
+    f = jnp.clip((H - lo) / (hi - lo), 0.0, 1.0)
+    idx = jnp.arange(n)
+    return jnp.where(idx == i0, 1.0 - f, 0.0) + jnp.where(idx == i0 + 1, f, 0.0)
+
+
+def deposit_point(
+    grid: FVGrid, Q: Array, x0: Array, y0: Array, H: Array
+) -> Float[Array, "nz ny nx"]:
+    """The point source ``Q`` (kg/s) at ``(x0, y0, H)`` (m) as a source density,
+    kg m⁻³ s⁻¹, on the grid (module docstring): ``Σ S V = Q`` exactly."""
+    dtype = jnp.result_type(Q, x0, y0, H)
+    x = jnp.asarray(grid.x, dtype)
+    y = jnp.asarray(grid.y, dtype)
+    z = jnp.asarray(grid.z, dtype)
+    wx = _axis_weights((x0 - x[0]) / grid.dx, grid.nx)
+    wy = _axis_weights((y0 - y[0]) / grid.dy, grid.ny)
+    wz = _level_weights(z, H)
+    vol = jnp.asarray(grid.cell_volume, dtype)
+    return Q * wz[:, None, None] * wy[None, :, None] * wx[None, None, :] / vol
+
+
+def point_outside(grid: FVGrid, x0, y0, H) -> Array:
+    """True where the release point lies outside the grid: ``x0``/``y0`` beyond the
+    outer faces or ``H`` above the top edge (``H < 0`` is outside the support)."""
+    xe, ye = grid.x_edges, grid.y_edges
+    top = grid.z_edges[-1]
+    return (x0 < xe[0]) | (x0 > xe[-1]) | (y0 < ye[0]) | (y0 > ye[-1]) | (H > top)
+
+
+def surface_flux(grid: FVGrid, flux: Float[Array, "ny nx"]) -> Float[Array, "nz ny nx"]:
+    """A surface flux (kg m⁻² s⁻¹) as the source density of the lowest level,
+    ``flux/Δz_0`` (kg m⁻³ s⁻¹), zero above."""
+    dz = jnp.asarray(grid.dz, flux.dtype)
+    lowest = (jnp.arange(grid.nz) == 0).astype(flux.dtype)
+    return lowest[:, None, None] * (flux / dz[0])[None]
+
+
+def window_index(k, n_windows: int, n_steps: int):
+    """The emission window forcing model step ``k``: ``floor(k n_windows / n_steps)``
+    (integer arithmetic, ``k`` may be traced)."""
+    return (k * n_windows) // n_steps
