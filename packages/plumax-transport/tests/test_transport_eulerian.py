@@ -364,6 +364,26 @@ def test_max_substeps_is_required_and_checked():
     assert np.all(np.isfinite(np.asarray(g(0.6))))
 
 
+def test_planned_model_runs_on_a_traced_met_as_eagerly():
+    """`planned(met)` fixes duration, start and substeps from the concrete met, so the
+    model runs where the met is traced (as inside a vardax-lite Problem), with the same
+    numbers; the planned copy still checks the stability limit at run time."""
+    grid = _small_grid()
+    geo = PointReceptors(np.array([100.0]), 0.0, 5.0)
+    met = MetField(5.0, 0.0, stability_class=3, pblh=800.0)
+    model = EulerianFV(geo, grid, scheme="upwind", diffusivity=ConstantK(1.0, 1.0))
+    planned = model.planned(met)
+    assert planned.max_substeps == model.prepare(met).plan.n_substeps
+    assert planned.duration == pytest.approx(model.prepare(met).plan.dt)
+    eager = np.asarray(model(P, met).values)
+    traced = jax.jit(lambda m: planned(P, m).values)(met)
+    np.testing.assert_allclose(np.asarray(traced), eager, rtol=1e-6)
+    with pytest.raises(ValueError, match="`met` must be concrete"):
+        jax.jit(lambda m: model.planned(m).max_substeps)(met)
+    with pytest.raises(InvalidInputError, match="`max_substeps` is too small"), clean_errors():
+        jax.jit(lambda m: planned(P, m).values)(MetField(20.0, 0.0, stability_class=3, pblh=800.0))
+
+
 # -- 6. a met that varies in time ----------------------------------------------------
 
 
@@ -446,6 +466,7 @@ def test_bad_arguments_raise_naming_them():
         "diffusivity": lambda: EulerianFV(geo, grid, diffusivity=50.0),
         "boundaries": lambda: EulerianFV(geo, grid, boundaries="open"),
         "air_density": lambda: EulerianFV(geo, grid, air_density="isothermal"),
+        "log_emission": lambda: EulerianFV(geo, grid, log_emission=True),  # a point source
     }
     for name, make in cases.items():
         with pytest.raises(ValueError, match=f"`{name}`"):
@@ -477,3 +498,12 @@ def test_bad_calls_raise():
     # a constant K needs no boundary-layer scales
     const = EulerianFV(geo, grid, duration=60.0, scheme="upwind", diffusivity=ConstantK(5.0, 1.0))
     assert np.all(np.isfinite(np.asarray(const(P, MetField(5.0, 0.0)).values)))
+
+
+def test_log_emission_is_a_positive_log_scaled_parameter():
+    grid = _small_grid()
+    geo = PointReceptors(np.array([100.0]), 0.0, 5.0)
+    (param,) = EulerianFV(geo, grid, source="gridded", log_emission=True).param_spec.params
+    assert param.name == "emission" and param.log and param.lower == 0.0
+    (linear,) = EulerianFV(geo, grid, source="gridded").param_spec.params
+    assert not linear.log and linear.lower == -np.inf

@@ -67,7 +67,9 @@ def linear_twin():
         problem = _twin(log=False, sigma_b=0.5)
         inc = vx.IncrementalFourDVar().posterior(problem)
         strong = vx.StrongFourDVar().posterior(problem)
-        yield problem, inc, strong
+    # returned outside the context: a module fixture must not hold x64 on for the tests
+    # that run while it is alive (they ask for the x64 fixture themselves)
+    return problem, inc, strong
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,9 @@ def lognormal_twin():
         problem = _twin(log=True, sigma_b=0.3)
         inc = vx.IncrementalFourDVar(n_outer=20, outer_tol=1e-8).posterior(problem)
         strong = vx.StrongFourDVar().posterior(problem)
-        yield problem, inc, strong
+    # returned outside the context: a module fixture must not hold x64 on for the tests
+    # that run while it is alive (they ask for the x64 fixture themselves)
+    return problem, inc, strong
 
 
 # -- the Kronecker background and the control-variable transform -----------------------

@@ -156,6 +156,9 @@ class EulerianFV(AbstractTimeSteppingModel):
         start: start of the run, s UTC, or None (the met's first time).
         source: ``"point"`` or ``"gridded"``.
         n_windows: emission windows of a gridded source (``1 <= n_windows <= n_steps``).
+        log_emission: a gridded source's ``emission`` is positive and inferred in log
+            space (``Param(log=True, lower=0)``: a lognormal prior; the model is then
+            nonlinear in the control even with the linear upwind scheme).
         initial: ``"zero"``, ``"param"`` or ``"fixed"`` (from the ``initial`` argument:
             None, ``"param"``, or an ``(nz, ny, nx)`` array kept in ``initial_field``).
         initial_field: the fixed initial field, kg/m³, or None.
@@ -184,6 +187,7 @@ class EulerianFV(AbstractTimeSteppingModel):
     start: float | None = eqx.field(static=True)
     source: str = eqx.field(static=True)
     n_windows: int = eqx.field(static=True)
+    log_emission: bool = eqx.field(static=True)
     initial: str = eqx.field(static=True)
     scheme: str = eqx.field(static=True)
     limiter: str = eqx.field(static=True)
@@ -203,6 +207,7 @@ class EulerianFV(AbstractTimeSteppingModel):
         start: float | None = None,
         source: str = "point",
         n_windows: int = 1,
+        log_emission: bool = False,
         initial=None,
         diffusivity: AbstractDiffusivity | None = None,
         boundaries: Boundaries | None = None,
@@ -235,6 +240,14 @@ class EulerianFV(AbstractTimeSteppingModel):
                 f"`n_windows` must be 1 for a point source (its rate Q is constant), got "
                 f"{n_windows!r}"
             )
+        if not isinstance(log_emission, bool):
+            raise ValueError(f"`log_emission` must be a bool, got {log_emission!r}")
+        if log_emission and source != "gridded":
+            raise ValueError(
+                "`log_emission` needs source='gridded' (a point source's Q is "
+                "already positive and log-scaled in PLUME_PARAM_SPEC)"
+            )
+        self.log_emission = log_emission
         if self.n_windows > self.n_steps:
             raise ValueError(
                 f"`n_windows` must be <= `n_steps` ({self.n_steps}), got {n_windows!r}"
@@ -290,7 +303,13 @@ class EulerianFV(AbstractTimeSteppingModel):
 
     @property
     def param_spec(self) -> ParamSpec:
-        return param_spec(self.source, self.n_windows, self.grid.shape, self.initial == "param")
+        return param_spec(
+            self.source,
+            self.n_windows,
+            self.grid.shape,
+            self.initial == "param",
+            self.log_emission,
+        )
 
     @property
     def kind(self) -> str:
@@ -337,6 +356,44 @@ class EulerianFV(AbstractTimeSteppingModel):
                 min_wind_speed=self.min_wind_speed,
             )
         return _Prepared(met, fields, plan)
+
+    def planned(self, met: MetField) -> EulerianFV:
+        """This model with its ``duration``, ``start`` and ``max_substeps`` fixed from the
+        plan of the concrete ``met``.
+
+        Use it before an inversion: vardax-lite's analyses hold the met as an array
+        leaf of the :class:`vardax_lite.Problem` and jit over it, so the met the model
+        sees there is traced and cannot be planned (``ValueError`` naming
+        ``max_substeps``). The planned copy runs the same steps and substeps on a traced
+        met, with the stability limit still checked at run time every step.
+
+        Raises:
+            ValueError: ``met`` is traced, or the plan's own errors.
+        """
+        if not is_concrete(met):
+            raise ValueError("`met` must be concrete to plan the run (call this outside jit)")
+        plan = self.prepare(met).plan
+        start = plan.origin + float(np.asarray(plan.t0, np.float64))
+        return EulerianFV(
+            self.geometry,
+            self.grid,
+            duration=plan.dt * self.n_steps,
+            n_steps=self.n_steps,
+            start=start,
+            source=self.source,
+            n_windows=self.n_windows,
+            log_emission=self.log_emission,
+            initial={"zero": None, "param": "param", "fixed": self.initial_field}[self.initial],
+            diffusivity=self.diffusivity,
+            boundaries=self.boundaries,
+            scheme=self.scheme,
+            limiter=self.limiter,
+            max_substeps=plan.n_substeps,
+            reference_height=self.reference_height,
+            min_wind_speed=self.min_wind_speed,
+            air_density=self.air_density,
+            strict=self.strict,
+        )
 
     def _centres_in_met(self, fields: GridMet) -> Array:
         x = jnp.asarray(self.grid.x)

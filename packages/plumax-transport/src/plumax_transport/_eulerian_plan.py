@@ -151,7 +151,7 @@ def make_plan(
         if not concrete:
             raise ValueError(
                 "`duration` must be given when the met is traced (it is chosen from a "
-                "concrete met's winds)"
+                "concrete met's winds; `model.planned(met)` fixes it from the concrete met)"
             )
         duration = auto_duration(met, grid, min_wind_speed)
     dt = duration / n_steps
@@ -174,7 +174,8 @@ def make_plan(
             raise ValueError(
                 "`max_substeps` must be given when the met is traced: the number of "
                 "substeps is planned from a concrete met's winds (it is then checked "
-                "against the stability limit at run time)"
+                "against the stability limit at run time); `model.planned(met)` fixes it "
+                "from the concrete met, e.g. before a vardax-lite inversion"
             )
         return Plan(t0, origin, dt, n_steps, max_substeps, True, time_checked)
     k = np.arange(n_steps) if fields.time_varying else np.zeros(1)

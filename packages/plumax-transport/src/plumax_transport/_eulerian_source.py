@@ -41,6 +41,7 @@ strong-constraint 4D-Var on the initial condition).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
@@ -58,7 +59,11 @@ SOURCES = ("point", "gridded")
 
 
 def param_spec(
-    source: str, n_windows: int, shape: tuple[int, int, int], initial_param: bool
+    source: str,
+    n_windows: int,
+    shape: tuple[int, int, int],
+    initial_param: bool,
+    log_emission: bool = False,
 ) -> ParamSpec:
     """The model's parameters (module docstring).
 
@@ -67,6 +72,9 @@ def param_spec(
         n_windows: number of emission windows (gridded).
         shape: the grid's ``(nz, ny, nx)``.
         initial_param: add the ``initial`` field, ``(nz, ny, nx)`` kg/m³.
+        log_emission: the gridded ``emission`` is positive (``lower=0``) and inferred in
+            log space (``log=True``: a Gaussian prior on it is a lognormal prior on the
+            flux, and the model is nonlinear in the control).
     """
     nz, ny, nx = shape
     if source == "point":
@@ -77,6 +85,8 @@ def param_spec(
                 "emission",
                 shape=(n_windows, ny, nx),
                 units="kg/m^2/s",
+                lower=0.0 if log_emission else -math.inf,
+                log=log_emission,
                 description="surface flux into the lowest level, per emission window",
             )
         ]

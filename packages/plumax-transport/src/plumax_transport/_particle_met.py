@@ -143,7 +143,10 @@ class MetAtParticles(eqx.Module):
         h, z0, inv_L = self.surface.at_offset(tau, x, y, 0.0)
         U = self.wind.at_offset(tau, x, y, self.reference_height)
         speed = jnp.hypot(U[0], U[1])
-        L = 1.0 / inv_L
+        # L = 1/inv_L, inf when neutral; the double where keeps its derivative finite
+        # (0) at inv_L = 0, where 1/inv_L's would be -d(inv_L)/0 = NaN
+        neutral = inv_L == 0
+        L = jnp.where(neutral, jnp.inf, 1.0 / jnp.where(neutral, 1.0, inv_L))
         ustar = friction_velocity(speed, z0, L, self.reference_height)
         return h, ustar, convective_velocity(ustar, h, L), L
 

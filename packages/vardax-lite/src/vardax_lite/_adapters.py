@@ -165,6 +165,21 @@ def lanczos(mv, v0: Float[Array, " D"], n_krylov: int, *, key: PRNGKeyArray):
     return theta, Q[:k].T @ S
 
 
+@eqx.filter_jit
+def _gauss_newton_low_rank(problem, chi_map, k: int, key):
+    """Lanczos on the whitened Gauss-Newton Hessian ``G^T G`` at ``chi_map``, compiled once
+    per problem structure (a second posterior of the same shapes does not recompile):
+    the Ritz values ``theta (k,)`` (clipped at 0) and ``U = L V (D, k)``."""
+    G = problem.whitened_jacobian(chi_map)
+    mv = lambda v: G.T.mv(G.mv(v))
+    k0, k1 = jr.split(key)
+    # start in range(G^T) so that k = rank(G) steps already span the data-informed space
+    v0 = G.T.mv(jr.normal(k0, (problem.n_obs,), chi_map.dtype))
+    theta, V = lanczos(mv, v0, k, key=k1)
+    theta = jnp.maximum(theta, 0.0)
+    return theta, jax.vmap(problem.prior_sqrt.mv, in_axes=1, out_axes=1)(V)
+
+
 class GaussNewtonHessian(AbstractPosteriorAdapter):
     """Low-rank Gauss-Newton posterior by Lanczos on ``G^T G`` (never materialised).
 
@@ -189,14 +204,7 @@ class GaussNewtonHessian(AbstractPosteriorAdapter):
     def __call__(self, problem, chi_map, *, key=None):
         k = min(self.n_krylov, problem.dim)
         key = jr.key(0) if key is None else key
-        G = problem.whitened_jacobian(chi_map)
-        mv = lambda v: G.T.mv(G.mv(v))
-        k0, k1 = jr.split(key)
-        # start in range(G^T) so that k = rank(G) steps already span the data-informed space
-        v0 = G.T.mv(jr.normal(k0, (problem.n_obs,), chi_map.dtype))
-        theta, V = lanczos(mv, v0, k, key=k1)
-        theta = jnp.maximum(theta, 0.0)
-        U = jax.vmap(problem.prior_sqrt.mv, in_axes=1, out_axes=1)(V)
+        theta, U = _gauss_newton_low_rank(problem, chi_map, k, key)
         C = jnp.diag(-theta / (1.0 + theta))
         cov = linalg.LowRankUpdate(problem.B, U, C)
         return AdapterOutput(

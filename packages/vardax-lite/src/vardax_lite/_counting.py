@@ -35,6 +35,7 @@ from collections.abc import Iterator
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from plumax_core import AbstractForwardModel, Observations, ParamSpec
 
@@ -63,8 +64,19 @@ def _on_adjoint(_):
 
 
 def _probe(x: jax.Array) -> jax.Array:
-    """One element of ``x``: the callback's operand (batched under ``vmap``, cheap)."""
-    return jnp.ravel(x)[:1]
+    """A flag computed from one element of ``x``: the callback's operand (batched under
+    ``vmap``, cheap, and dependent on ``x``); a boolean, so that an overflowing trial
+    value (an optimiser's line search) is never cast on the host."""
+    return jnp.isnan(jnp.ravel(x)[:1])
+
+
+def _is_zero(t) -> bool:
+    return isinstance(t, SymbolicZero)
+
+
+def _instantiate(t, primal):
+    """A tangent as an array (a symbolic zero becomes zeros of the primal's shape)."""
+    return jnp.zeros_like(primal) if _is_zero(t) else t
 
 
 def _tap_linear(v: jax.Array) -> jax.Array:
@@ -139,11 +151,22 @@ class CountingModel(AbstractForwardModel):
             jax.debug.callback(_on_model, _probe(out))
             return out
 
-        @values.defjvp
-        def _(primals, tangents):
-            out, tangent = jax.jvp(run, primals, tangents)
+        def jvp_rule(primals, tangents):
+            # symbolic zeros: the model's and met's arrays are differentiated only when
+            # their tangents are not zero (an analysis differentiates the parameters
+            # alone; pushing explicit zero tangents through the met could give 0 * inf =
+            # NaN, e.g. at a neutral met, 1/L = 0)
+            (p, dyn), (tp, tdyn) = primals, tangents
+            tp = jax.tree_util.tree_map(_instantiate, tp, p, is_leaf=_is_zero)
+            if all(_is_zero(t) for t in jax.tree_util.tree_leaves(tdyn, is_leaf=_is_zero)):
+                out, tangent = jax.jvp(lambda q: run(q, dyn), (p,), (tp,))
+            else:
+                tdyn = jax.tree_util.tree_map(_instantiate, tdyn, dyn, is_leaf=_is_zero)
+                out, tangent = jax.jvp(run, (p, dyn), (tp, tdyn))
             jax.debug.callback(_on_model, _probe(out))
             return out, _tap_linear(tangent)
+
+        values.defjvp(jvp_rule, symbolic_zeros=True)
 
         out = values(params, dynamic)
         return Observations(
