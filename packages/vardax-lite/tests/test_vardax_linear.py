@@ -96,9 +96,12 @@ def test_gauss_newton_hessian_closed_form(x64):
     # rank(G) = m = 3: three Krylov vectors already give the exact posterior
     post3 = vx.ThreeDVar(adapter=vx.GaussNewtonHessian(n_krylov=3)).posterior(problem)
     np.testing.assert_allclose(_cov(post3), P, atol=1e-8)
-    # and one is not enough: it must differ (the test can fail)
+    assert post3.provenance["lowrank_truncated"] is False  # k = rank(G): nothing dropped
+    # and one is not enough: it must differ (the test can fail), and provenance says so
     post1 = vx.ThreeDVar(adapter=vx.GaussNewtonHessian(n_krylov=1)).posterior(problem)
     assert np.abs(_cov(post1) - P).max() > 1e-3
+    prov = post1.provenance
+    assert prov["lowrank_truncated"] is True and prov["smallest_kept_reduction"] > 0.01
 
 
 def test_incremental_4dvar_closed_form(x64):

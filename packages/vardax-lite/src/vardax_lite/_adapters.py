@@ -180,6 +180,27 @@ def _gauss_newton_low_rank(problem, chi_map, k: int, key):
     return theta, jax.vmap(problem.prior_sqrt.mv, in_axes=1, out_axes=1)(V)
 
 
+#: A kept Lanczos direction whose variance reduction ``theta/(1 + theta)`` exceeds this,
+#: when fewer directions were kept than the data can inform, flags a truncated posterior.
+TRUNCATION_REDUCTION = 0.01
+
+
+def _truncation(theta, k: int, rank_bound: int) -> dict:
+    """Provenance of the low-rank truncation: ``smallest_kept_reduction`` (the least
+    variance reduction ``theta/(1 + theta)`` among the ``k`` kept directions) and
+    ``lowrank_truncated``: fewer directions kept than ``min(m, D)`` while the last one
+    still reduces the variance by more than :data:`TRUNCATION_REDUCTION` — the data
+    likely inform directions that were dropped, where the posterior keeps the prior's
+    spread (conservative, too wide): raise ``n_krylov``."""
+    if isinstance(theta, jax.core.Tracer):
+        return {}
+    smallest = float(np.min(np.asarray(theta) / (1.0 + np.asarray(theta))))
+    return {
+        "smallest_kept_reduction": smallest,
+        "lowrank_truncated": bool(k < rank_bound and smallest > TRUNCATION_REDUCTION),
+    }
+
+
 class GaussNewtonHessian(AbstractPosteriorAdapter):
     """Low-rank Gauss-Newton posterior by Lanczos on ``G^T G`` (never materialised).
 
@@ -192,7 +213,9 @@ class GaussNewtonHessian(AbstractPosteriorAdapter):
 
     The covariance is a :class:`plumax_core.linalg.LowRankUpdate`
     ``B + U C U^T`` with ``U = L V`` and ``C = -diag(lambda / (1 + lambda))``: its
-    diagonal (marginal variances) costs ``O(D k)`` plus ``diag(B)``.
+    diagonal (marginal variances) costs ``O(D k)`` plus ``diag(B)``. Provenance records
+    ``smallest_kept_reduction`` and ``lowrank_truncated`` (:func:`_truncation`): a
+    truncated posterior is too wide in the dropped directions.
     """
 
     n_krylov: int = eqx.field(static=True, default=20)
@@ -216,6 +239,7 @@ class GaussNewtonHessian(AbstractPosteriorAdapter):
                 "hessian_eigenvalues": np.asarray(theta[::-1]).tolist()
                 if not isinstance(theta, jax.core.Tracer)
                 else [],
+                **_truncation(theta, k, min(problem.n_obs, problem.dim)),
             },
         )
 

@@ -15,8 +15,8 @@ parameters and observes ``y_k = h(x_{k+1})`` after each step.
   120:1367): outer Gauss-Newton loop; each inner problem
   ``(I + G^T G) delta = -(chi + G^T w)`` is solved by conjugate gradients with the
   tangent-linear ``G`` from ``jax.linearize`` and its adjoint by transposition. The
-  posterior comes from an adapter at the last linearisation point: the last
-  Gauss-Newton Hessian (``LaplaceCovariance``) up to 200 parameters, the matrix-free
+  posterior comes from an adapter at the final iterate: the Gauss-Newton
+  Hessian there (``LaplaceCovariance``) up to 200 parameters, the matrix-free
   low-rank ``GaussNewtonHessian`` beyond (a gridded emission field).
 
 Both strong and incremental 4D-Var record their cost in provenance: ``n_model_runs``
@@ -176,11 +176,12 @@ class IncrementalFourDVar(AbstractAnalysis):
         n_inner: maximum CG iterations per inner loop (static).
         cg_rtol, cg_atol: CG tolerances.
         outer_tol: stop when ``||delta chi|| <= outer_tol * (1 + ||chi||)``.
-        adapter: posterior adapter, applied at the last linearisation point; None =
-            the 4D-Var mapping of :func:`select_adapter`: :class:`LaplaceCovariance`
-            ``L (I + G^T G)^{-1} L^T`` (the inner loop's own Hessian) up to 200
-            parameters, the matrix-free :class:`GaussNewtonHessian` (a low-rank update of
-            ``B``, never ``D x D``) beyond.
+        adapter: posterior adapter, applied at the final iterate (the MAP estimate, a
+            fresh linearisation there); None = the 4D-Var mapping of
+            :func:`select_adapter`: :class:`LaplaceCovariance` ``L (I + G^T G)^{-1} L^T``
+            (the Gauss-Newton Hessian at the MAP, dense) up to 200 parameters, the
+            matrix-free :class:`GaussNewtonHessian` (a low-rank update of ``B``, never
+            ``D x D``) beyond.
 
     Cost accounting in provenance (see :mod:`vardax_lite._counting`):
     ``n_model_runs`` = one per outer loop (its linearisation, whose primal output is the
@@ -208,11 +209,9 @@ class IncrementalFourDVar(AbstractAnalysis):
             raise ValueError("IncrementalFourDVar needs a Gaussian likelihood (Gauss-Newton)")
         counted = with_counting(problem)
         chi = jnp.zeros(problem.dim, problem.z_b.dtype)
-        chi_lin = chi
         n_cg, converged, n_outer = [], False, 0
         with counting() as tally:
             for _ in range(self.n_outer):
-                chi_lin = chi
                 chi, dn, steps, _ = _outer_step(
                     counted, chi, self.cg_rtol, self.cg_atol, self.n_inner
                 )
@@ -228,7 +227,7 @@ class IncrementalFourDVar(AbstractAnalysis):
                 counted,
                 tally,
                 chi,
-                chi_lin,
+                chi,
                 self.adapter,
                 key,
                 n_iter=n_outer,
