@@ -1,5 +1,7 @@
 """Diffusivities and the diffusion operators of the finite-volume solver."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from plumax_transport._fv_boundary import Boundaries
 from plumax_transport._fv_diffusion import (
     ConstantK,
     MoninObukhovK,
+    holtslag_boville_phi_h,
     implicit_vertical_diffusion,
 )
 from plumax_transport._fv_grid import FVGrid
@@ -149,22 +152,48 @@ def test_monin_obukhov_neutral_surface_layer(x64):
     assert VON_KARMAN == 0.4
 
 
-def test_monin_obukhov_businger_dyer_values(x64):
+def test_monin_obukhov_holtslag_boville_values(x64):
+    """Hand values of HB93's K = kappa w_t z (1 - z/h)^2 in each regime."""
     m = MoninObukhovK(kh=50.0, k_min=0.1)
-    # unstable: u* = 0.3, L = -50, z = 10, h = 1000: phi_h = (1 + 3.2)^-1/2,
-    # K = 0.4 * 0.3 * 10 * sqrt(4.2) * 0.99^2 = 2.410328747
-    k = m.vertical(jnp.array([10.0]), 0.3, -50.0, 1000.0)
-    assert float(k[0, 0, 0]) == pytest.approx(2.410328747, rel=1e-9)
-    # stable: u* = 0.3, L = 100, z = 20, h = 500: phi_h = 2, K = 1.2 * 0.96^2 = 1.10592
-    k = m.vertical(jnp.array([20.0]), 0.3, 100.0, 500.0)
-    assert float(k[0, 0, 0]) == pytest.approx(1.10592, rel=1e-12)
+    k_at = lambda z, us, L, h: float(m.vertical(jnp.array([z]), us, L, h)[0, 0, 0])
+    # unstable surface layer, z = 10 <= 0.1 h: phi_h = (1 + 15 * 0.2)^-1/2 = 1/2,
+    # K = 0.4 * 0.3 * 10 * 2 * 0.99^2 = 2.35224
+    assert k_at(10.0, 0.3, -50.0, 1000.0) == pytest.approx(2.35224, rel=1e-12)
+    # unstable, above the surface layer: phi_h at 0.1 h = 100 m, (1 + 30)^-1/2
+    want = 0.4 * 0.3 * math.sqrt(31.0) * 500.0 * 0.5**2
+    assert k_at(500.0, 0.3, -50.0, 1000.0) == pytest.approx(want, rel=1e-12)
+    # very unstable (L = -1e-3 m): phi_h still taken at 0.1 h = 120 m, not at z = 1000 m
+    want = 0.4 * 0.35 * math.sqrt(1.0 + 15.0 * 120.0 / 1e-3) * 1000.0 * (1 - 1000 / 1200) ** 2
+    assert k_at(1000.0, 0.35, -1e-3, 1200.0) == pytest.approx(want, rel=1e-10)
+    # stable, zeta = 0.2 <= 1: phi_h = 2, K = 0.4 * 0.3 * 20 / 2 * 0.96^2 = 1.10592
+    assert k_at(20.0, 0.3, 100.0, 500.0) == pytest.approx(1.10592, rel=1e-12)
+    # stable, zeta = 4 > 1: phi_h = 5 + 4 = 9 (not 1 + 20), K = 0.4 * 0.3 * 40 / 9 * 0.92^2
+    assert k_at(40.0, 0.3, 10.0, 500.0) == pytest.approx(0.4 * 0.3 * 40 / 9 * 0.92**2, rel=1e-12)
     # the floor: at and above h, and near the ground
     k = m.vertical(jnp.array([0.0, 499.0, 500.0, 800.0]), 0.3, 100.0, 500.0)[:, 0, 0]
     np.testing.assert_allclose(k, [0.1, 0.1, 0.1, 0.1])
+    assert k_at(1000.0, 0.3, -50.0, 1000.0) == 0.1
     # horizontal: constant kh; fields of (ny, nx) broadcast
     assert float(m.horizontal(jnp.array([5.0]))[0, 0, 0]) == 50.0
     us = jnp.full((2, 3), 0.3)
     assert m.vertical(jnp.array([0.0, 10.0, 50.0]), us, -50.0, 1000.0).shape == (3, 2, 3)
+
+
+def test_monin_obukhov_continuous_at_regime_changes(x64):
+    m = MoninObukhovK(k_min=0.0)
+    eps = 1e-7
+    # z = 0.1 h in the unstable case (h = 1000, L = -50)
+    k = m.vertical(jnp.array([100.0 * (1 - eps), 100.0, 100.0 * (1 + eps)]), 0.3, -50.0, 1e3)
+    np.testing.assert_allclose(k[:, 0, 0], k[1, 0, 0], rtol=1e-6)
+    # zeta = 1 in the stable case (L = 40, h = 500)
+    k = m.vertical(jnp.array([40.0 * (1 - eps), 40.0, 40.0 * (1 + eps)]), 0.3, 40.0, 500.0)
+    np.testing.assert_allclose(k[:, 0, 0], k[1, 0, 0], rtol=1e-6)
+    assert float(holtslag_boville_phi_h(jnp.array(1.0))) == 6.0
+    # the velocity scale is constant above the surface layer (unstable): K / (z (1-z/h)^2)
+    z = jnp.array([100.0, 300.0, 700.0])
+    k = m.vertical(z, 0.3, -50.0, 1e3)[:, 0, 0]
+    w = k / (z * (1 - z / 1e3) ** 2)
+    np.testing.assert_allclose(w, w[0], rtol=1e-12)
 
 
 def test_monin_obukhov_validation():

@@ -13,13 +13,15 @@ advection by the chosen scheme and horizontal diffusion explicit, SSP-RK3 for th
 high-order schemes, vertical diffusion implicit; mass-conserving and positive). It is
 an :class:`~plumax_core.AbstractTimeSteppingModel`: ``K = n_steps`` model steps over
 ``[start, start + duration]``, each ending at an observation time
-(:mod:`plumax_transport._eulerian_plan`: the times, the step's midpoint met, the
-substeps); the state is ``q`` flattened in C order ``(nz, ny, nx)``.
+(:mod:`plumax_transport._eulerian_plan`: the times, the met intervals, the substeps);
+the state is ``q`` flattened in C order ``(nz, ny, nx)``.
 
 * ``initial_state(params, met)``: zero, the fixed ``initial`` array, or the ``initial``
   parameter (kg/m³).
-* ``step(x, k, met, params)``: ``advance`` over step ``k`` with the winds, ``K_h``, ``K_z``
-  and air-density profile of the step's midpoint
+* ``step(x, k, met, params)``: ``advance`` over each of step ``k``'s ``M`` met
+  intervals (``M = 1`` for a met steady in time; more where the met's wind changes
+  within the step, :mod:`plumax_transport._eulerian_plan`) with the winds, ``K_h``,
+  ``K_z`` and air-density profile of the interval's midpoint
   (:mod:`plumax_transport._eulerian_met`) and the source of
   :mod:`plumax_transport._eulerian_source` (a point source with the plume's parameters,
   or gridded surface fluxes per emission window).
@@ -32,27 +34,33 @@ substeps); the state is ``q`` flattened in C order ``(nz, ny, nx)``.
 ``n_steps == 1``, exactly the :class:`~plumax_core.Observations` the
 :class:`~plumax_transport.GaussianPlume` gives for the same geometry (values, dims,
 coords, kind); for ``n_steps > 1`` the values gain a leading ``"time"`` axis, ``(K,
-*geometry shape)`` (the times are :meth:`EulerianFV.observation_times`).
+*geometry shape)`` and, for a concrete met, the coordinate ``"time"`` (s UTC, the
+:meth:`EulerianFV.observation_times`).
 
 **Checks** (the policy of :func:`plumax_transport._common.run_checked`, as every tier):
 eagerly ``ValueError``; traced, ``strict=True`` raises at run time
 (:class:`plumax_core.InvalidInputError` under :func:`plumax_core.clean_errors`) and
 ``strict=False`` gives NaN observations. Checked: the parameters' support; core's
-wind-speed rule on every met node; a point source inside the grid; the grid's cell
+wind-speed rule on every met node with the floor ``min_wind_speed``, 0 by default
+(finite and at most ``MAX_WIND_SPEED``: unlike the plume, the model has no ``1/u``, so
+a calm or a reversing wind is valid); a point source inside the grid; the grid's cell
 centres inside the met's horizontal domain (a met with ``x``/``y`` coordinates); the
-run inside the time range of a met varying in time; with a traced met, each step's
-substep against the stability limit (:mod:`plumax_transport._eulerian_plan`).
+run inside the time range of a met varying in time; with a traced met, each met
+interval's substep against the stability limit (:mod:`plumax_transport._eulerian_plan`).
+The prepared met and the checked run are :mod:`plumax_transport._eulerian_prepare`.
 
 **Gradients and memory.** Reverse mode goes through :meth:`simulate`'s ``lax.scan``,
 whose step is wrapped in ``jax.checkpoint`` (core's contract): the backward pass keeps
 the ``K`` step states (``O(K n)``, ``n = nz ny nx``) and recomputes one step at a time,
-whose substep loop then keeps its own residuals (``O(n_substeps n)``, for the one step
-being differentiated). Measured (float64, the temporary memory of the compiled
-gradient, ``jax.jit(jax.grad(loss)).lower(p).compile().memory_analysis()
-.temp_size_in_bytes / 8``, a ``4 x 12 x 16`` grid, ``n = 768``, the limited scheme):
-``5357 n`` values for ``K = 6`` with 48 substeps per step, ``20889 n`` with 192
-substeps (about ``108 n`` per substep), and ``+18 n`` going from ``K = 6`` to ``K = 24``
-(one state per step); tested (``@slow``) in
+whose substep loop (checkpointed by the engine, :func:`~plumax_transport._fv_solver.advance`)
+then keeps one state per substep (``O(n_substeps n)``, for the one step being
+differentiated; with ``M > 1`` met intervals each interval is checkpointed too, ``O(M n)``
+more). Measured with the engine's substep checkpoint (float64, the temporary memory of
+the compiled gradient, ``jax.jit(jax.grad(loss)).lower(p).compile().memory_analysis()
+.temp_size_in_bytes / 8``, a ``3 x 6 x 8`` grid, ``n = 144``, the limited scheme):
+about ``1 n`` per substep (about ``108 n`` before it) and ``3-6 n`` from ``K = 2`` to
+``K = 6``;
+tested (``@slow``) in
 ``tests/test_transport_eulerian.py::test_reverse_mode_memory_is_k_states_plus_one_steps_substeps``.
 The upwind scheme is linear in the state, so its adjoint keeps no state residuals.
 
@@ -77,59 +85,47 @@ from plumax_core import (
     Observations,
     ParamSpec,
 )
-from plumax_core.validation import MAX_WIND_SPEED, MIN_WIND_SPEED, error_if
+from plumax_core.validation import (
+    MAX_WIND_SPEED,
+    check_positive,
+    check_positive_int,
+    check_value,
+)
 
-from ._common import Checks, check_min_wind_speed, check_wind, is_concrete, run_checked
-from ._eulerian_met import AIR_DENSITIES, GridMet
+from ._common import run_checked
+from ._eulerian_met import AIR_DENSITIES
 from ._eulerian_observe import check_geometry_in_grid, geometry_shape, sample
-from ._eulerian_plan import Plan, make_plan, step_fields
+from ._eulerian_plan import step_fields
+from ._eulerian_prepare import Prepared, check_cfl, core, planned_kwargs, prepare
 from ._eulerian_source import (
     SOURCES,
     deposit_point,
+    initial_kind,
     param_spec,
-    point_outside,
     surface_flux,
     window_index,
 )
 from ._fv_advection import LIMITERS, SCHEMES
 from ._fv_boundary import Boundaries
-from ._fv_diffusion import AbstractDiffusivity, ConstantK, MoninObukhovK
+from ._fv_diffusion import AbstractDiffusivity, MoninObukhovK
 from ._fv_grid import FVGrid
-from ._fv_solver import advance, stable_time_step
+from ._fv_solver import advance
 from ._geometry import AbstractGeometry
 
-_MSG_SOURCE = "the source (`x0`, `y0`, `H`) lies outside the grid"
-_MSG_DOMAIN = "a cell centre of the grid lies outside the met's horizontal domain"
-_MSG_TIME = "the run [start, start + duration] leaves the met's time range"
-_MSG_SUPPORT = "params contain NaN or a value outside the support"
-_MSG_CFL = (
-    "`max_substeps` is too small for the met's winds: a substep exceeds the stability (CFL) limit"
-)
+
+def _positive(name: str, value, units: str) -> float:
+    check_positive(name, value, units=units)
+    return float(value)
 
 
-class _Prepared(eqx.Module):
-    """The met of one run with its samplers and plan (built once, eagerly for a
-    concrete met): what :meth:`EulerianFV.step` and :meth:`EulerianFV.observe` read."""
-
-    met: MetField
-    fields: GridMet
-    plan: Plan
-
-
-def _positive_float(name: str, value, units: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a number ({units}), got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"`{name}` must be finite and > 0 {units}, got {value!r}")
+def _min_wind_speed(value) -> float:
+    """``min_wind_speed`` in ``[0, MAX_WIND_SPEED)`` m/s (0: core's rule keeps only
+    finite speeds up to ``MAX_WIND_SPEED``)."""
+    check_value("min_wind_speed", value, nonneg=True)
+    v = float(value)
+    if v >= MAX_WIND_SPEED:
+        raise ValueError(f"`min_wind_speed` must be < {MAX_WIND_SPEED:g} m/s, got {value!r}")
     return v
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 class EulerianFV(AbstractTimeSteppingModel):
@@ -168,8 +164,13 @@ class EulerianFV(AbstractTimeSteppingModel):
         scheme, limiter: the engine's advection scheme and limiter.
         max_substeps: substeps per model step when given (needed for a traced met), else
             planned from the met (:mod:`plumax_transport._eulerian_plan`).
+        met_intervals: met intervals ``M`` per model step when given (needed for a
+            traced met varying in time), else planned from the met.
+        time_origin: the first time (s UTC) of the met the model was planned on
+            (:meth:`planned`); a traced met's times are shifted by it. None: absolute.
         reference_height: height of the met wind used for ``u*``, m.
-        min_wind_speed: floor of core's wind-speed rule, m/s.
+        min_wind_speed: floor of core's wind-speed rule, m/s (default 0: calm and
+            reversing winds are valid for this model).
         air_density: ``"hydrostatic"`` (the profile of
             :mod:`plumax_transport._eulerian_met`, so that vertical diffusion mixes the
             mixing ratio) or ``"uniform"`` (it mixes ``q`` itself, as constant-density
@@ -192,6 +193,8 @@ class EulerianFV(AbstractTimeSteppingModel):
     scheme: str = eqx.field(static=True)
     limiter: str = eqx.field(static=True)
     max_substeps: int | None = eqx.field(static=True)
+    met_intervals: int | None = eqx.field(static=True)
+    time_origin: float | None = eqx.field(static=True)
     reference_height: float = eqx.field(static=True)
     min_wind_speed: float = eqx.field(static=True)
     air_density: str = eqx.field(static=True)
@@ -214,8 +217,10 @@ class EulerianFV(AbstractTimeSteppingModel):
         scheme: str = "limited",
         limiter: str = "van_leer",
         max_substeps: int | None = None,
+        met_intervals: int | None = None,
+        time_origin: float | None = None,
         reference_height: float = 10.0,
-        min_wind_speed: float = MIN_WIND_SPEED,
+        min_wind_speed: float = 0.0,
         air_density: str = "hydrostatic",
         strict: bool = True,
     ):
@@ -224,8 +229,8 @@ class EulerianFV(AbstractTimeSteppingModel):
         self.grid = grid
         check_geometry_in_grid(geometry, grid)
         self.geometry = geometry
-        self.n_steps = _positive_int("n_steps", n_steps)
-        self.duration = None if duration is None else _positive_float("duration", duration, "s")
+        self.n_steps = check_positive_int(n_steps, "n_steps")
+        self.duration = None if duration is None else _positive("duration", duration, "s")
         if start is not None and not (
             isinstance(start, int | float | np.floating | np.integer) and math.isfinite(start)
         ):
@@ -234,7 +239,7 @@ class EulerianFV(AbstractTimeSteppingModel):
         if source not in SOURCES:
             raise ValueError(f"`source` must be one of {SOURCES}, got {source!r}")
         self.source = source
-        self.n_windows = _positive_int("n_windows", n_windows)
+        self.n_windows = check_positive_int(n_windows, "n_windows")
         if source == "point" and self.n_windows != 1:
             raise ValueError(
                 f"`n_windows` must be 1 for a point source (its rate Q is constant), got "
@@ -252,27 +257,7 @@ class EulerianFV(AbstractTimeSteppingModel):
             raise ValueError(
                 f"`n_windows` must be <= `n_steps` ({self.n_steps}), got {n_windows!r}"
             )
-        self.initial_field = None
-        if initial is None:
-            self.initial = "zero"
-        elif isinstance(initial, str):
-            if initial != "param":
-                raise ValueError(
-                    f"`initial` must be None, 'param' or an array of shape {grid.shape}, "
-                    f"got {initial!r}"
-                )
-            self.initial = "param"
-        else:
-            arr = np.asarray(initial, dtype=float)
-            if arr.shape != grid.shape:
-                raise ValueError(
-                    f"`initial` must have the grid's shape {grid.shape} (nz, ny, nx), got "
-                    f"{arr.shape}"
-                )
-            if not np.all(np.isfinite(arr)):
-                raise ValueError("`initial` must be finite (kg/m^3)")
-            self.initial = "fixed"
-            self.initial_field = jnp.asarray(arr)
+        self.initial, self.initial_field = initial_kind(initial, grid.shape)
         diffusivity = MoninObukhovK() if diffusivity is None else diffusivity
         if not isinstance(diffusivity, AbstractDiffusivity):
             raise ValueError(
@@ -290,10 +275,17 @@ class EulerianFV(AbstractTimeSteppingModel):
             raise ValueError(f"`limiter` must be one of {LIMITERS}, got {limiter!r}")
         self.scheme, self.limiter = scheme, limiter
         self.max_substeps = (
-            None if max_substeps is None else _positive_int("max_substeps", max_substeps)
+            None if max_substeps is None else check_positive_int(max_substeps, "max_substeps")
         )
-        self.reference_height = _positive_float("reference_height", reference_height, "m")
-        self.min_wind_speed = check_min_wind_speed(min_wind_speed)
+        self.met_intervals = (
+            None if met_intervals is None else check_positive_int(met_intervals, "met_intervals")
+        )
+        if time_origin is not None:
+            check_value("time_origin", time_origin)
+            time_origin = float(time_origin)
+        self.time_origin = time_origin
+        self.reference_height = _positive("reference_height", reference_height, "m")
+        self.min_wind_speed = _min_wind_speed(min_wind_speed)
         if air_density not in AIR_DENSITIES:
             raise ValueError(f"`air_density` must be one of {AIR_DENSITIES}, got {air_density!r}")
         self.air_density = air_density
@@ -315,71 +307,38 @@ class EulerianFV(AbstractTimeSteppingModel):
     def kind(self) -> str:
         return self.geometry.kind
 
-    def prepare(self, met: MetField | _Prepared) -> _Prepared:
+    def prepare(self, met: MetField | Prepared) -> Prepared:
         """The met's samplers and the run's plan (eager for a concrete met; module
-        docstring of :mod:`plumax_transport._eulerian_plan`); a prepared met is returned
-        as is.
+        docstrings of :mod:`plumax_transport._eulerian_plan` and
+        :mod:`plumax_transport._eulerian_prepare`); a prepared met is returned as is.
 
         Raises:
-            ValueError: the plan's errors (``duration``/``max_substeps`` for a traced
-                met, the time range, too few ``max_substeps``); a met missing a field
-                the diffusivity needs; the grid's centres outside the met's domain.
+            ValueError: the plan's errors (``duration``/``max_substeps``/
+                ``met_intervals`` for a traced met, the time range, too few
+                ``max_substeps``); a met missing a field the diffusivity needs; the
+                grid's centres outside the met's domain.
         """
-        if isinstance(met, _Prepared):
-            return met
-        if not isinstance(met, MetField):
-            raise ValueError(f"`met` must be a MetField, got {type(met).__name__}")
-        with jax.ensure_compile_time_eval():
-            fields = GridMet(
-                met,
-                needs_boundary_layer=not isinstance(self.diffusivity, ConstantK),
-                reference_height=self.reference_height,
-                density=self.air_density,
-                dtype=jnp.result_type(float),
-            )
-            inside = self._centres_in_met(fields)
-            if is_concrete(inside) and not bool(inside):
-                raise ValueError(
-                    "`grid`: its cell centres must lie inside the met's horizontal domain "
-                    "(`met.x`, `met.y`); the met is not extrapolated"
-                )
-            plan = make_plan(
-                met,
-                fields,
-                self.grid,
-                self.diffusivity,
-                duration=self.duration,
-                n_steps=self.n_steps,
-                start=self.start,
-                max_substeps=self.max_substeps,
-                scheme=self.scheme,
-                min_wind_speed=self.min_wind_speed,
-            )
-        return _Prepared(met, fields, plan)
+        return prepare(self, met)
 
     def planned(self, met: MetField) -> EulerianFV:
-        """This model with its ``duration``, ``start`` and ``max_substeps`` fixed from the
-        plan of the concrete ``met``.
+        """This model with its ``duration``, ``start``, ``max_substeps``,
+        ``met_intervals`` and ``time_origin`` fixed from the plan of the concrete ``met``.
 
         Use it before an inversion: vardax-lite's analyses hold the met as an array
         leaf of the :class:`vardax_lite.Problem` and jit over it, so the met the model
         sees there is traced and cannot be planned (``ValueError`` naming
-        ``max_substeps``). The planned copy runs the same steps and substeps on a traced
-        met, with the stability limit still checked at run time every step.
+        ``max_substeps``). The planned copy runs the same steps, met intervals and
+        substeps on a traced met, on the same time offsets (float32 with UTC-epoch
+        times included), with the stability limit still checked at run time.
 
         Raises:
             ValueError: ``met`` is traced, or the plan's own errors.
         """
-        if not is_concrete(met):
-            raise ValueError("`met` must be concrete to plan the run (call this outside jit)")
-        plan = self.prepare(met).plan
-        start = plan.origin + float(np.asarray(plan.t0, np.float64))
+        kw = planned_kwargs(self, met)
         return EulerianFV(
             self.geometry,
             self.grid,
-            duration=plan.dt * self.n_steps,
             n_steps=self.n_steps,
-            start=start,
             source=self.source,
             n_windows=self.n_windows,
             log_emission=self.log_emission,
@@ -388,17 +347,12 @@ class EulerianFV(AbstractTimeSteppingModel):
             boundaries=self.boundaries,
             scheme=self.scheme,
             limiter=self.limiter,
-            max_substeps=plan.n_substeps,
             reference_height=self.reference_height,
             min_wind_speed=self.min_wind_speed,
             air_density=self.air_density,
             strict=self.strict,
+            **kw,
         )
-
-    def _centres_in_met(self, fields: GridMet) -> Array:
-        x = jnp.asarray(self.grid.x)
-        y = jnp.asarray(self.grid.y)
-        return jnp.all(fields.u.contains(x[None, :], y[:, None]))
 
     def initial_state(self, params, met) -> Float[Array, " n"]:
         """``x_0``: the initial field (kg/m³) flattened, ``(nz ny nx,)``."""
@@ -422,38 +376,40 @@ class EulerianFV(AbstractTimeSteppingModel):
         return surface_flux(self.grid, jnp.take(emission, j, axis=0))
 
     def step(self, x, k, met, params) -> Float[Array, " n"]:
-        """``x_{k+1}``: the engine's ``advance`` over model step ``k`` (module docstring)."""
+        """``x_{k+1}``: the engine's ``advance`` over each met interval of model step
+        ``k`` (module docstring)."""
         prep = self.prepare(met)
         plan = prep.plan
         dtype = x.dtype
-        tau = plan.midpoint(k, dtype)
-        winds, kh, kz = step_fields(prep.fields, self.grid, self.diffusivity, tau)
-        q, _ = advance(
-            x.reshape(self.grid.shape),
-            grid=self.grid,
-            winds=winds,
-            kh=kh,
-            kz=kz,
-            source=self.source_density(params, k, dtype),
-            dt=plan.dt,
-            n_substeps=plan.n_substeps,
-            boundaries=self.boundaries,
-            scheme=self.scheme,
-            limiter=self.limiter,
-            air_density=prep.fields.air_density(tau, self.grid),
-        )
-        if plan.run_time_check:
-            limit = stable_time_step(self.grid, winds, kh, scheme=self.scheme)
-            speed = prep.met.wind_speed
-            # a wind outside core's rule is reported by that rule's own check
-            valid = jnp.all(
-                jnp.isfinite(speed) & (speed >= self.min_wind_speed) & (speed <= MAX_WIND_SPEED)
+        source = self.source_density(params, k, dtype)
+        dt = jnp.asarray(plan.dt, dtype) / plan.n_intervals
+
+        def interval(q, j):
+            tau = plan.midpoint(k, j, dtype)
+            winds, kh, kz = step_fields(prep.fields, self.grid, self.diffusivity, tau)
+            q, _ = advance(
+                q,
+                grid=self.grid,
+                winds=winds,
+                kh=kh,
+                kz=kz,
+                source=source,
+                dt=dt,
+                n_substeps=plan.interval_substeps,
+                boundaries=self.boundaries,
+                scheme=self.scheme,
+                limiter=self.limiter,
+                air_density=prep.fields.air_density(tau, self.grid),
             )
-            bad = (plan.dt / plan.n_substeps > limit * (1.0 + 1e-5)) & valid
-            if self.strict:
-                q = error_if(q, bad, _MSG_CFL)
-            else:
-                q = jnp.where(bad, jnp.nan, q)
+            if plan.run_time_check:
+                q = check_cfl(self, q, prep, winds, kh, dt / plan.interval_substeps)
+            return q, None
+
+        q = x.reshape(self.grid.shape)
+        if plan.n_intervals == 1:
+            q, _ = interval(q, 0)
+        else:
+            q, _ = jax.lax.scan(jax.checkpoint(interval), q, jnp.arange(plan.n_intervals))
         return q.reshape(-1)
 
     def observe(self, x, k, met) -> Float[Array, " p"]:
@@ -472,16 +428,15 @@ class EulerianFV(AbstractTimeSteppingModel):
 
     def observation_times(self, met: MetField) -> np.ndarray:
         """The ``K`` observation times, s UTC (float64; a concrete met)."""
-        plan = self.prepare(met).plan
-        t0 = plan.origin + float(np.asarray(plan.t0, np.float64))
-        return t0 + plan.dt * np.arange(1, self.n_steps + 1)
+        return self.prepare(met).plan.times()
 
     def __call__(self, params: Mapping[str, Array], met: MetField) -> Observations:
         """Simulate the geometry's observations (module docstring), with the check
         policy of :func:`plumax_transport._common.run_checked`."""
-        return run_checked(_core, self, params, met)
+        return run_checked(core, self, params, met)
 
-    def _observations(self, ys: Float[Array, "K p"]) -> Observations:
+    def observations(self, ys: Float[Array, "K p"]) -> Observations:
+        """The :class:`~plumax_core.Observations` of the simulated values ``ys``."""
         shape = geometry_shape(self.geometry)
         # the geometry's own Observations (dims, coords, kind) for the values
         template = self.geometry.finish(jnp.zeros(shape, ys.dtype), 288.15, 101325.0)
@@ -493,36 +448,3 @@ class EulerianFV(AbstractTimeSteppingModel):
             dims=("time", *template.dims),
             coords=template.coords,
         )
-
-
-def _core(model: EulerianFV, p, met: MetField, inside: bool):
-    """Prepare the met (eager), check a concrete source now, then the jitted run."""
-    prep = model.prepare(met)
-    if not inside and model.source == "point":
-        with jax.ensure_compile_time_eval():
-            out = point_outside(model.grid, p["x0"], p["y0"], p["H"])
-        if bool(np.asarray(out)):
-            raise ValueError(_MSG_SOURCE)
-    return _run(model, p, prep, inside)
-
-
-@eqx.filter_jit
-def _run(model: EulerianFV, p, prep: _Prepared, inside: bool):
-    check = Checks(inside, strict=model.strict)
-    spec = model.param_spec
-    first = spec.names[0]
-    p = dict(p)
-    if inside:
-        p[first] = check(p[first], ~spec.in_support(p), _MSG_SUPPORT)
-    met = prep.met
-    p[first] = check_wind(check, p[first], met.wind_speed, model.min_wind_speed)
-    if model.source == "point":
-        p[first] = check(p[first], point_outside(model.grid, p["x0"], p["y0"], p["H"]), _MSG_SOURCE)
-    p[first] = check(p[first], ~model._centres_in_met(prep.fields), _MSG_DOMAIN)
-    if not prep.plan.time_checked:
-        t0 = prep.plan.t0
-        t1 = t0 + prep.plan.dt * prep.plan.n_steps
-        outside = (t0 < met.time[0]) | (t1 > met.time[-1])
-        p[first] = check(p[first], outside, _MSG_TIME)
-    ys = model.simulate(p, None, prep)
-    return model._observations(ys), check.flags

@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from ._fv_grid import FVGrid
 
 
-def _uniform_bracket(p: Array, c0: Array, d: float, n: int) -> tuple[Array, Array, Array]:
+def uniform_bracket(p: Array, c0: Array, d: float, n: int) -> tuple[Array, Array, Array]:
     """Lower and upper indices and fraction of positions ``p`` between uniformly spaced
-    centres ``c0 + i d`` (clamped at the ends)."""
+    centres ``c0 + i d``, clamped at the ends (``f = 0`` or ``1``): the linear
+    (cloud-in-cell) weights ``1 - f``, ``f`` of both the observation operator and the
+    point source (:mod:`plumax_transport._eulerian_source`)."""
     if n == 1:
         zero = jnp.zeros(p.shape, jnp.int32)
         return zero, zero, jnp.zeros(p.shape, p.dtype)
@@ -47,7 +49,8 @@ def _uniform_bracket(p: Array, c0: Array, d: float, n: int) -> tuple[Array, Arra
     return i, i + 1, f
 
 
-def _level_bracket(p: Array, z: Array) -> tuple[Array, Array, Array]:
+def level_bracket(p: Array, z: Array) -> tuple[Array, Array, Array]:
+    """As :func:`uniform_bracket` between the (stretched) level centres ``z``."""
     n = z.shape[0]
     if n == 1:
         zero = jnp.zeros(p.shape, jnp.int32)
@@ -61,9 +64,9 @@ def point_values(grid: FVGrid, q: Float[Array, "nz ny nx"], x, y, z) -> Float[Ar
     """``q`` (kg/m³) at points ``(x, y, z)`` (m), trilinear between the cell centres."""
     dtype = q.dtype
     x, y, z = (jnp.asarray(a, dtype) for a in (x, y, z))
-    ix0, ix1, fx = _uniform_bracket(x, jnp.asarray(grid.x[0], dtype), grid.dx, grid.nx)
-    iy0, iy1, fy = _uniform_bracket(y, jnp.asarray(grid.y[0], dtype), grid.dy, grid.ny)
-    iz0, iz1, fz = _level_bracket(z, jnp.asarray(grid.z, dtype))
+    ix0, ix1, fx = uniform_bracket(x, jnp.asarray(grid.x[0], dtype), grid.dx, grid.nx)
+    iy0, iy1, fy = uniform_bracket(y, jnp.asarray(grid.y[0], dtype), grid.dy, grid.ny)
+    iz0, iz1, fz = level_bracket(z, jnp.asarray(grid.z, dtype))
     out = 0.0
     for iz, wz in ((iz0, 1.0 - fz), (iz1, fz)):
         for iy, wy in ((iy0, 1.0 - fy), (iy1, fy)):
@@ -89,8 +92,8 @@ def column_values(grid: FVGrid, col: Float[Array, "ny nx"], X, Y) -> Array:
     broadcast together)."""
     dtype = col.dtype
     X, Y = jnp.broadcast_arrays(jnp.asarray(X, dtype), jnp.asarray(Y, dtype))
-    ix0, ix1, fx = _uniform_bracket(X, jnp.asarray(grid.x[0], dtype), grid.dx, grid.nx)
-    iy0, iy1, fy = _uniform_bracket(Y, jnp.asarray(grid.y[0], dtype), grid.dy, grid.ny)
+    ix0, ix1, fx = uniform_bracket(X, jnp.asarray(grid.x[0], dtype), grid.dx, grid.nx)
+    iy0, iy1, fy = uniform_bracket(Y, jnp.asarray(grid.y[0], dtype), grid.dy, grid.ny)
     return (1.0 - fy) * ((1.0 - fx) * col[iy0, ix0] + fx * col[iy0, ix1]) + fy * (
         (1.0 - fx) * col[iy1, ix0] + fx * col[iy1, ix1]
     )

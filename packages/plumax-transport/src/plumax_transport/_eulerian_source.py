@@ -45,10 +45,12 @@ import math
 from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from plumax_core import Param, ParamSpec
 
+from ._eulerian_observe import level_bracket, uniform_bracket
 from ._plume import PLUME_PARAM_SPEC
 
 if TYPE_CHECKING:
@@ -102,26 +104,31 @@ def param_spec(
     return ParamSpec(tuple(params))
 
 
-def _axis_weights(s: Array, n: int) -> Float[Array, " n"]:
-    """Linear (cloud-in-cell) weights of a position ``s`` in cell-centre units
-    (``s = 0`` at the first centre) over ``n`` centres, clamped at both ends."""
-    if n == 1:
-        return jnp.ones((1,), s.dtype)
-    i0 = jnp.clip(jnp.floor(s), 0, n - 2)
-    f = jnp.clip(s - i0, 0.0, 1.0)
-    idx = jnp.arange(n, dtype=s.dtype)
-    return jnp.where(idx == i0, 1.0 - f, 0.0) + jnp.where(idx == i0 + 1, f, 0.0)
+def initial_kind(initial, shape: tuple[int, int, int]) -> tuple[str, Array | None]:
+    """``(kind, field)`` of the model's ``initial`` argument: ``("zero", None)`` for None,
+    ``("param", None)`` for ``"param"``, ``("fixed", field)`` for an ``(nz, ny, nx)``
+    array (kg/m³, finite); else ``ValueError`` naming ``initial``."""
+    if initial is None:
+        return "zero", None
+    if isinstance(initial, str):
+        if initial != "param":
+            raise ValueError(
+                f"`initial` must be None, 'param' or an array of shape {shape}, got {initial!r}"
+            )
+        return "param", None
+    arr = np.asarray(initial, dtype=float)
+    if arr.shape != shape:
+        raise ValueError(
+            f"`initial` must have the grid's shape {shape} (nz, ny, nx), got {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("`initial` must be finite (kg/m^3)")
+    return "fixed", jnp.asarray(arr)
 
 
-def _level_weights(z: Float[Array, " nz"], H: Array) -> Float[Array, " nz"]:
-    """Linear weights of height ``H`` (m) between the level centres ``z`` (stretched
-    levels allowed), all in the lowest (highest) level below (above) the outer centre."""
-    n = z.shape[0]
-    if n == 1:
-        return jnp.ones((1,), H.dtype)
-    i0 = jnp.clip(jnp.searchsorted(z, H, side="right") - 1, 0, n - 2)
-    lo, hi = z[i0], z[i0 + 1]
-    f = jnp.clip((H - lo) / (hi - lo), 0.0, 1.0)
+def _weights(i0: Array, f: Array, n: int) -> Float[Array, " n"]:
+    """The linear weights ``1 - f`` at ``i0`` and ``f`` at ``i0 + 1`` over ``n``
+    centres (one centre: all the weight, ``f = 0``)."""
     idx = jnp.arange(n)
     return jnp.where(idx == i0, 1.0 - f, 0.0) + jnp.where(idx == i0 + 1, f, 0.0)
 
@@ -135,9 +142,10 @@ def deposit_point(
     x = jnp.asarray(grid.x, dtype)
     y = jnp.asarray(grid.y, dtype)
     z = jnp.asarray(grid.z, dtype)
-    wx = _axis_weights((x0 - x[0]) / grid.dx, grid.nx)
-    wy = _axis_weights((y0 - y[0]) / grid.dy, grid.ny)
-    wz = _level_weights(z, H)
+    ix, _, fx = uniform_bracket(x0, x[0], grid.dx, grid.nx)
+    iy, _, fy = uniform_bracket(y0, y[0], grid.dy, grid.ny)
+    iz, _, fz = level_bracket(H, z)
+    wx, wy, wz = _weights(ix, fx, grid.nx), _weights(iy, fy, grid.ny), _weights(iz, fz, grid.nz)
     vol = jnp.asarray(grid.cell_volume, dtype)
     return Q * wz[:, None, None] * wy[None, :, None] * wx[None, None, :] / vol
 

@@ -44,6 +44,7 @@ closed, 0; open, ``u_n * background`` where the wind enters and the flux above
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -126,43 +127,64 @@ def _weno5(v0, v1, v2, v3, v4, scale):
 # ---------------------------------------------------------------- one axis
 
 
-def pad_axis(x: Array, g: int, periodic: bool) -> Array:
-    """``x`` with ``g`` ghost cells on each end of its last axis (wrap or edge copy)."""
-    widths = [(0, 0)] * (x.ndim - 1) + [(g, g)]
+def _cut(x: Array, start: int, stop: int, axis: int) -> Array:
+    return jax.lax.slice_in_dim(x, start, stop, axis=axis)
+
+
+def pad_axis(x: Array, g: int, periodic: bool, axis: int = -1) -> Array:
+    """``x`` with ``g`` ghost cells on each end of ``axis`` (wrap or edge copy)."""
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (g, g)
     return jnp.pad(x, widths, mode="wrap" if periodic else "edge")
 
 
-def face_states(
-    q: Array, periodic: bool, scheme: str, limiter: str, dz: Array | None = None
-) -> tuple[Array, Array]:
-    """Left and right states ``(q^L, q^R)`` at the ``n + 1`` faces of the last axis of ``q``.
-
-    ``dz`` (the cell widths along the axis, shape ``(n,)``) switches the limited scheme to
-    its stretched-level form (see the module docstring); ``None`` means uniform cells.
-    """
-    g, n = N_GHOST, q.shape[-1]
-    qp = pad_axis(q, g, periodic)
+def _states(
+    q: Array, periodic: bool, scheme: str, limiter: str, dz: Array | None, axis: int
+) -> tuple[Array, Array, Array, Array]:
+    """``(q^L, q^R, donor^L, donor^R)`` at the ``n + 1`` faces along ``axis``: the
+    scheme's face states and the donor-cell ones, from one padded copy of ``q``."""
+    axis = axis % q.ndim
+    g, n = N_GHOST, q.shape[axis]
+    qp = pad_axis(q, g, periodic, axis)
+    donor_l, donor_r = _cut(qp, g - 1, g + n, axis), _cut(qp, g, g + n + 1, axis)
     if scheme == "upwind":
-        return qp[..., g - 1 : g + n], qp[..., g : g + n + 1]
+        return donor_l, donor_r, donor_l, donor_r
     # reconstructions of cells -1 .. n (n + 2 of them)
-    sl = [qp[..., g - 1 + k : g + n + 1 + k] for k in (-2, -1, 0, 1, 2)]
+    sl = [_cut(qp, g - 1 + k, g + n + 1 + k, axis) for k in (-2, -1, 0, 1, 2)]
     if scheme == "limited":
         a, b = sl[2] - sl[1], sl[3] - sl[2]
         if dz is not None:
             dzp = pad_axis(dz, g, periodic)
             d_c, d_m, d_p = (dzp[g - 1 + k : g + n + 1 + k] for k in (0, -1, 1))
-            a = a * (2.0 * d_c / (d_m + d_c))
-            b = b * (2.0 * d_c / (d_c + d_p))
+            along = (-1,) + (1,) * (q.ndim - 1 - axis)
+            a = a * (2.0 * d_c / (d_m + d_c)).reshape(along)
+            b = b * (2.0 * d_c / (d_c + d_p)).reshape(along)
         s = _limit(a, b, limiter)
         right, left = sl[2] + 0.5 * s, sl[2] - 0.5 * s
     elif scheme == "weno5":
-        qmax = jnp.max(jnp.abs(qp))
+        qmax = jnp.max(jnp.abs(q))  # = max|qp|: the ghosts are copies
         scale = 1.0 / (qmax * qmax + jnp.finfo(qp.dtype).tiny)
         right = _weno5(*sl, scale)
         left = _weno5(*sl[::-1], scale)
     else:
         raise ValueError(f"`scheme` must be one of {SCHEMES}, got {scheme!r}")
-    return right[..., : n + 1], left[..., 1:]
+    return _cut(right, 0, n + 1, axis), _cut(left, 1, n + 2, axis), donor_l, donor_r
+
+
+def face_states(
+    q: Array,
+    periodic: bool,
+    scheme: str,
+    limiter: str,
+    dz: Array | None = None,
+    axis: int = -1,
+) -> tuple[Array, Array]:
+    """Left and right states ``(q^L, q^R)`` at the ``n + 1`` faces of ``axis`` of ``q``.
+
+    ``dz`` (the cell widths along the axis, shape ``(n,)``) switches the limited scheme to
+    its stretched-level form (see the module docstring); ``None`` means uniform cells.
+    """
+    return _states(q, periodic, scheme, limiter, dz, axis)[:2]
 
 
 def axis_flux(
@@ -173,31 +195,44 @@ def axis_flux(
     scheme: str,
     limiter: str,
     dz: Array | None = None,
-) -> Array:
-    """Advective flux (kg m^-2 s^-1) at the ``n + 1`` faces of the last axis.
+    axis: int = -1,
+    with_donor: bool = False,
+):
+    """Advective flux (kg m^-2 s^-1) at the ``n + 1`` faces along ``axis``.
 
     ``vel`` is the normal wind on those faces (m/s); ``kinds`` the boundary kinds of the
-    low and high end.
+    low and high end. ``with_donor=True`` returns ``(donor-cell flux, flux)``, the
+    donor-cell states taken from the same padded array.
     """
+    axis = axis % q.ndim
     lo, hi = kinds
     periodic = lo == "periodic"
-    n = q.shape[-1]
+    n = q.shape[axis]
     if periodic:
-        vel = jnp.concatenate([vel[..., :n], vel[..., :1]], axis=-1)
-    q_l, q_r = face_states(q, periodic, scheme, limiter, dz)
-    flux = jnp.maximum(vel, 0.0) * q_l + jnp.minimum(vel, 0.0) * q_r
-    # end faces (built by concatenation rather than scatters)
-    if periodic:
-        return jnp.concatenate([flux[..., :n], flux[..., :1]], axis=-1)
-    bg = jnp.asarray(background, flux.dtype)
-    ends = []
-    for face, kind, entering in ((0, lo, vel[..., 0] > 0), (n, hi, vel[..., n] < 0)):
-        f = flux[..., face : face + 1]
-        if kind == "closed":
-            ends.append(jnp.zeros_like(f))
-        else:
-            ends.append(jnp.where(entering[..., None], vel[..., face : face + 1] * bg, f))
-    return jnp.concatenate([ends[0], flux[..., 1:n], ends[1]], axis=-1)
+        vel = jnp.concatenate([_cut(vel, 0, n, axis), _cut(vel, 0, 1, axis)], axis=axis)
+    q_l, q_r, d_l, d_r = _states(q, periodic, scheme, limiter, dz, axis)
+    vp, vm = jnp.maximum(vel, 0.0), jnp.minimum(vel, 0.0)
+    bg = jnp.asarray(background, q.dtype)
+
+    def finish(flux):
+        # end faces (built by concatenation rather than scatters)
+        if periodic:
+            return jnp.concatenate([_cut(flux, 0, n, axis), _cut(flux, 0, 1, axis)], axis=axis)
+        ends = []
+        for face, kind in ((0, lo), (n, hi)):
+            f = _cut(flux, face, face + 1, axis)
+            v = _cut(vel, face, face + 1, axis)
+            if kind == "closed":
+                ends.append(jnp.zeros_like(f))
+            else:
+                entering = v > 0 if face == 0 else v < 0
+                ends.append(jnp.where(entering, v * bg, f))
+        return jnp.concatenate([ends[0], _cut(flux, 1, n, axis), ends[1]], axis=axis)
+
+    flux = finish(vp * q_l + vm * q_r)
+    if not with_donor:
+        return flux
+    return finish(vp * d_l + vm * d_r), flux
 
 
 def check_scheme(scheme: str, limiter: str) -> None:
@@ -240,26 +275,26 @@ def advective_fluxes(
         q, jnp.asarray(winds.u, dt), boundaries.axis(2), boundaries.background, scheme, limiter
     )
     fy = axis_flux(
-        jnp.swapaxes(q, 1, 2),
-        jnp.swapaxes(jnp.asarray(winds.v, dt), 1, 2),
+        q,
+        jnp.asarray(winds.v, dt),
         boundaries.axis(1),
         boundaries.background,
         scheme,
         limiter,
+        axis=1,
     )
-    fy = jnp.swapaxes(fy, 1, 2)
     if winds.w is None:
         fz = jnp.zeros((grid.nz + 1, grid.ny, grid.nx), dt)
     else:
         zscheme = "limited" if scheme == "weno5" else scheme
         fz = axis_flux(
-            jnp.moveaxis(q, 0, -1),
-            jnp.moveaxis(jnp.asarray(winds.w, dt), 0, -1),
+            q,
+            jnp.asarray(winds.w, dt),
             boundaries.axis(0),
             boundaries.background,
             zscheme,
             limiter,
             dz=grid.dz.astype(dt),
+            axis=0,
         )
-        fz = jnp.moveaxis(fz, -1, 0)
     return fx, fy, fz

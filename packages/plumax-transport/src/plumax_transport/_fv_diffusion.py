@@ -5,28 +5,36 @@ the level edges (m^2/s), from the boundary-layer scales: friction velocity ``u*`
 (m/s), Obukhov length ``L`` (m, ``+-inf`` neutral) and boundary-layer height ``h`` (m),
 each a scalar or a ``(ny, nx)`` field.
 
-:class:`MoninObukhovK` uses the profile of Holtslag & Boville (1993, *J. Climate*
-6:1825, eq. 3, after Troen & Mahrt 1986) with the surface-layer velocity scale
-``u* / phi_h``:
+:class:`MoninObukhovK` is the eddy-diffusivity profile of the nonlocal scheme of
+Holtslag & Boville (1993, *J. Climate* 6:1825; "HB93"; after Troen & Mahrt 1986,
+*Bound.-Layer Meteor.* 37:129) for a scalar, without its nonlocal parts. HB93 eq. (3.9):
 
 .. math::
 
-   K_z(z) = \max\!\left(\frac{\kappa u_* z}{\phi_h(z/L)}
-            \left(1 - \frac{z}{h}\right)^2,\; K_{min}\right)\quad (z < h),
+   K_z(z) = \kappa\, w_t\, z \left(1 - \frac{z}{h}\right)^2 \quad (0 \le z < h),
    \qquad K_z = K_{min}\quad (z \ge h),
 
-with ``kappa = 0.4`` and the Businger-Dyer stability function (Businger et al. 1971,
-*J. Atmos. Sci.* 28:181; Dyer 1974, *Bound.-Layer Meteor.* 7:363)
+floored at ``K_min`` everywhere, ``kappa = 0.4``. The velocity scale ``w_t``:
 
-.. math::
+* stable and neutral (``L > 0`` or ``+-inf``), all ``z < h``: ``w_t = u* / phi_h(z/L)``
+  (HB93 eq. A1) with ``phi_h = 1 + 5 zeta`` for ``0 <= zeta <= 1`` (eq. A3) and
+  ``phi_h = 5 + zeta`` for ``zeta > 1`` (eq. A5), continuous at ``zeta = 1``;
+* unstable (``L < 0``), surface layer ``z <= eps h`` (``eps = 0.1``): ``w_t = u* /
+  phi_h(z/L)`` (eq. A1) with ``phi_h = (1 - 15 zeta)^{-1/2}`` (eq. A6);
+* unstable, above the surface layer (``eps h < z < h``): HB93's ``w_t = w_m / Pr``
+  (eq. A10) with ``w_m = u* / phi_m(eps h / L)`` (the ``(u*^3 + c_1 w*^3)^{1/3}``
+  of eq. A11, ``c_1 = 15 kappa eps = 0.6``, written with ``w*^3 = -u*^3 h / (kappa L)``)
+  and ``Pr = phi_h / phi_m`` at ``eps h / L`` (eq. A13) **without** its nonlocal term
+  ``a kappa eps w* / w_m``; that is ``w_t = u* / phi_h(eps h / L)``, the surface-layer
+  scale at the top of the surface layer, so ``K`` is continuous at ``z = eps h``.
 
-   \phi_h(\zeta) = (1 - 16\zeta)^{-1/2}\ (\zeta < 0), \qquad
-   \phi_h(\zeta) = 1 + 5\zeta\ (\zeta \ge 0).
-
-No cap is put on ``z/L``: in the stable case ``K`` falls as ``1/(1 + 5z/L)`` until the
-floor ``K_min`` takes over; in the unstable case ``phi_h -> 0`` slowly and ``K`` grows
-like ``z^{3/2}`` up to the ``(1 - z/h)^2`` taper (Holtslag & Boville's convective
-velocity scale ``w_m`` is not included). ``K_h`` is the constant ``kh``.
+**Omitted:** the counter-gradient term ``gamma_c`` (HB93 eq. 3.10), which needs the
+tracer's surface flux, and with it the ``a kappa eps w*/w_m`` part of ``Pr``: the
+solver's vertical flux is purely local, ``-K_z d(q/rho)/dz``. So in convective
+conditions ``K`` above the surface layer is larger than HB93's (their ``Pr`` has the
+extra positive term), and the mixing their counter-gradient flux adds is missing. The
+equation numbers are those of HB93's section 3 and appendix A. ``K_h`` is the constant
+``kh``.
 """
 
 from __future__ import annotations
@@ -95,16 +103,23 @@ class ConstantK(AbstractDiffusivity):
         return jnp.full((z_edges.shape[0], 1, 1), self.kz, z_edges.dtype)
 
 
-def businger_dyer_phi_h(zeta: Array) -> Array:
-    """Businger-Dyer ``phi_h(z/L)`` (Businger et al. 1971; Dyer 1974), no cap on ``z/L``."""
+#: Height of the surface layer as a fraction of the boundary-layer height (HB93's epsilon).
+SURFACE_LAYER_FRACTION = 0.1
+
+
+def holtslag_boville_phi_h(zeta: Array) -> Array:
+    """HB93's ``phi_h(zeta)``: ``(1 - 15 zeta)^-1/2`` (zeta < 0), ``1 + 5 zeta`` (0 <= zeta
+    <= 1), ``5 + zeta`` (zeta > 1) (Holtslag & Boville 1993, eqs. A3, A5, A6)."""
     unstable = zeta < 0
     zu = jnp.where(unstable, zeta, 0.0)
     zs = jnp.where(unstable, 0.0, zeta)
-    return jnp.where(unstable, (1.0 - 16.0 * zu) ** -0.5, 1.0 + 5.0 * zs)
+    stable = jnp.where(zs <= 1.0, 1.0 + 5.0 * zs, 5.0 + zs)
+    return jnp.where(unstable, (1.0 - 15.0 * zu) ** -0.5, stable)
 
 
 class MoninObukhovK(AbstractDiffusivity):
-    """Holtslag-Boville (1993) ``K_z`` with Businger-Dyer ``phi_h``; constant ``K_h``.
+    """Holtslag-Boville (1993) ``K_z`` profile (local part, see the module docstring);
+    constant ``K_h``.
 
     Attributes:
         kh: horizontal diffusivity, m^2/s (default 50).
@@ -144,8 +159,10 @@ class MoninObukhovK(AbstractDiffusivity):
             if flag:
                 raise ValueError(f"`{name}` is invalid for MoninObukhovK: {val!r}")
         zc = z[:, None, None]
-        zeta = zc / ll
-        k_mo = VON_KARMAN * us * zc / businger_dyer_phi_h(zeta) * (1.0 - zc / hh) ** 2
+        # unstable: above the surface layer the scale is the one at its top, eps h
+        z_scale = jnp.where(ll < 0, jnp.minimum(zc, SURFACE_LAYER_FRACTION * hh), zc)
+        w_t = us / holtslag_boville_phi_h(z_scale / ll)
+        k_mo = VON_KARMAN * w_t * zc * (1.0 - zc / hh) ** 2
         k_min = jnp.asarray(self.k_min, dt)
         return jnp.where(zc < hh, jnp.maximum(k_mo, k_min), k_min)
 
@@ -153,23 +170,29 @@ class MoninObukhovK(AbstractDiffusivity):
 # ---------------------------------------------------------------- diffusion operators
 
 
-def horizontal_diffusive_flux(q: Array, k: Array, spacing: float, periodic: bool) -> Array:
-    """Diffusive flux ``-K dq/dx`` (kg m^-2 s^-1) at the ``n + 1`` faces of the last axis.
+def horizontal_diffusive_flux(
+    q: Array, k: Array, spacing: float, periodic: bool, axis: int = -1
+) -> Array:
+    """Diffusive flux ``-K dq/dx`` (kg m^-2 s^-1) at the ``n + 1`` faces along ``axis``.
 
     ``k`` (m^2/s) has the shape of ``q`` (centres); the face value is the mean of the two
     neighbouring centres. Closed and open ends carry no diffusive flux (zero gradient);
     periodic ends wrap, the high end repeating the low end's flux.
     """
-    n = q.shape[-1]
+    axis = axis % q.ndim
+    n = q.shape[axis]
     mode = "wrap" if periodic else "edge"
-    widths = [(0, 0)] * (q.ndim - 1) + [(1, 1)]
+    widths = [(0, 0)] * q.ndim
+    widths[axis] = (1, 1)
     qp = jnp.pad(q, widths, mode=mode)
     kp = jnp.pad(k, widths, mode=mode)
-    flux = -0.5 * (kp[..., :-1] + kp[..., 1:]) * (qp[..., 1:] - qp[..., :-1]) / spacing
+    cut = lambda x, a, b: jax.lax.slice_in_dim(x, a, b, axis=axis)
+    flux = -0.5 * (cut(kp, 0, n + 1) + cut(kp, 1, n + 2)) * (cut(qp, 1, n + 2) - cut(qp, 0, n + 1))
+    flux = flux / spacing
     if periodic:
-        return jnp.concatenate([flux[..., :n], flux[..., :1]], axis=-1)
-    zero = jnp.zeros_like(flux[..., :1])
-    return jnp.concatenate([zero, flux[..., 1:n], zero], axis=-1)
+        return jnp.concatenate([cut(flux, 0, n), cut(flux, 0, 1)], axis=axis)
+    zero = jnp.zeros_like(cut(flux, 0, 1))
+    return jnp.concatenate([zero, cut(flux, 1, n), zero], axis=axis)
 
 
 def implicit_vertical_diffusion(
