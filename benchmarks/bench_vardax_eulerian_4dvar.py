@@ -15,9 +15,10 @@ met is uniform in space and hourly in time (``MetField.from_timeseries``: 5 +- 0
 from 250 degrees veering 3 degrees per hour, L = -200 m, boundary layer 1000 m), with
 the model's default :class:`MoninObukhovK` and hydrostatic air density; open sides,
 closed bottom and top. Scheme ``"upwind"``: it is linear in the state, so the model is
-linear in the emission and one Gauss-Newton outer loop is the exact MAP up to CG, and
-its adjoint is exact (the model's docstring records that the reverse mode of
-``"limited"`` disagrees with its forward mode). Observations: ``ColumnImage`` on every
+linear in the emission and one Gauss-Newton outer loop is the exact MAP up to CG (the
+flux and positivity limiters of ``"limited"`` are piecewise smooth in the state, so its
+Gauss-Newton outer loop relinearises a different model each time and need not converge:
+``tests-integration/test_eulerian_4dvar.py``). Observations: ``ColumnImage`` on every
 model column (``ppm_m``) after each step (``m = 6 x 128 x 128`` = 98 304), from a truth
 of five Gaussian hotspots (2-4 km wide, up to 3e-7 kg m^-2 s^-1, about 1 t/h per km^2)
 switching on and off between windows, plus 20 ppm m Gaussian noise. Background
@@ -46,8 +47,10 @@ end, and ``VmRSS`` after the imports and the problem's setup (before the measure
 work); in the parent, ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after each
 child (the largest peak of the children so far; the 4D-Var child runs first, so the
 first reading is its own). On a GPU the device allocator's ``peak_bytes_in_use`` is
-recorded too. Also: the model state size ``n = nz ny nx`` and the substeps per model step
-(:mod:`plumax_transport._eulerian_plan`: ``ceil(dt / stable_time_step)``).
+recorded too. Also: the model state size ``n = nz ny nx``, the met intervals ``M`` and
+the substeps per model step (:mod:`plumax_transport._eulerian_plan`: ``M ceil(1.01
+(dt / M) / stable_time_step)``; the model is ``planned(met)`` from the concrete met,
+since the analyses trace it).
 
 Writes the entry ``"full [<backend>]"`` or ``"quick [<backend>]"`` of
 ``results/bench_vardax_eulerian_4dvar.json`` (``update_json_atomic``). The same script
@@ -147,9 +150,8 @@ def build_problem(s: dict):
     )
     geometry = ColumnImage(x, y, units="ppm_m")
     # the analyses trace the met (it is a field of the Problem under jit), so the model
-    # needs max_substeps: the number its eager plan takes for this met
-    planned = EulerianFV(geometry, grid, **kw).prepare(met).plan.n_substeps
-    model = EulerianFV(geometry, grid, max_substeps=int(planned), **kw)
+    # is planned from the concrete met (substeps, met intervals, times)
+    model = EulerianFV(geometry, grid, **kw).planned(met)
     X, Y = np.meshgrid(x, y)
     truth = np.zeros((nw, ny, nx))
     for fx, fy, width, peak, on in HOTSPOTS:
@@ -182,6 +184,7 @@ def build_problem(s: dict):
         "n_steps": model.n_steps,
         "model_step_s": float(plan.dt),
         "substeps_per_step": int(plan.n_substeps),
+        "met_intervals_per_step": int(model.met_intervals or 1),
         "substep_s": float(plan.dt) / int(plan.n_substeps),
         "n_params": int(problem.dim),
         "n_obs": int(problem.n_obs),

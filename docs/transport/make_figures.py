@@ -1,4 +1,4 @@
-"""Render the example figures of the transport pages, Tiers I and II (matplotlib, Agg).
+"""Render the example figures of the transport pages, Tiers I to III (matplotlib, Agg).
 
 uv run python docs/transport/make_figures.py
 """
@@ -142,8 +142,56 @@ def lagrangian_figure():
     fig.savefig(IMG / "lagrangian.png")
 
 
+def eulerian_figure():
+    """Tier III: the column of a steady EulerianFV plume beside the constant-K closed form."""
+    from plumax_transport import ConstantK, EulerianFV, FVGrid
+
+    met = MetField.uniform(5.0, 270.0, stability="D", pblh=800.0)
+    grid = FVGrid(
+        np.arange(-50.0, 550.0, 20.0),
+        np.arange(-190.0, 200.0, 20.0),
+        [0.0, 10.0, 25.0, 45.0, 75.0, 120.0, 190.0, 300.0, 500.0],
+    )
+    x, y = np.asarray(grid.x), np.asarray(grid.y)
+    kh, u, q = 20.0, 5.0, 0.1
+    model = EulerianFV(
+        ColumnImage(x, y, units="kg_m2"),
+        grid,
+        diffusivity=ConstantK(kh=kh, kz=2.0),
+        air_density="uniform",
+    )
+    col = np.asarray(model({"Q": q, "x0": 0.0, "y0": 0.0, "H": 10.0}, met).values) * 1e3
+    xp = np.where(x > 0, x, np.nan)
+    sy = np.sqrt(2 * kh * xp / u)
+    exact = 1e3 * q / (np.sqrt(2 * np.pi) * u * sy) * np.exp(-(y[:, None] ** 2) / (2 * sy**2))
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 3.6), dpi=100)
+    ax = axes[0]
+    pc = ax.pcolormesh(x, y, col, shading="auto", cmap="magma", vmax=0.4)
+    levels = [0.03, 0.1]
+    ax.contour(x, y, col, levels=levels, colors="w", linewidths=0.8)
+    ax.contour(x, y, exact, levels=levels, colors="c", linewidths=0.8, linestyles="--")
+    ax.plot(0, 0, "c*", ms=10)
+    fig.colorbar(pc, ax=ax, label="column (g/m²)")
+    ax.set(
+        xlabel="x (m)",
+        ylabel="y (m)",
+        aspect="equal",
+        title="EulerianFV (white), closed form (cyan): 0.03, 0.1 g/m²",
+    )
+    ax = axes[1]
+    for xi, c in ((200.0, "C0"), (300.0, "C1"), (400.0, "C2")):
+        i = int(np.argmin(np.abs(x - xi)))
+        ax.plot(y, col[:, i], "o", color=c, ms=3, label=f"x = {x[i]:.0f} m")
+        ax.plot(y, exact[:, i], "-", color=c, lw=1)
+    ax.set(xlabel="y (m)", ylabel="column (g/m²)", title="crosswind profiles: EulerianFV (dots), closed form (lines)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(IMG / "eulerian.png")
+
+
 if __name__ == "__main__":
     IMG.mkdir(exist_ok=True)
     plume_figure()
     puff_figure()
     lagrangian_figure()
+    eulerian_figure()

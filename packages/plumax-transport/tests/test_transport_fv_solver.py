@@ -227,19 +227,17 @@ def test_bad_diffusivity_and_density_rejected(name, value):
         with pytest.raises(ValueError, match="`kh` must be finite"):
             stable_time_step(grid, winds, value, scheme="limited")
 
-    # traced: a run-time error_if carrying the same message
+    # traced: the result is NaN (never a silently wrong number)
     def run(v):
         return advance(q, n_substeps=1, scheme="upwind", **common, **(kw | {name: v}))[0]
 
-    with pytest.raises(Exception, match=f"`{name}` must be finite"):
-        jax.block_until_ready(jax.jit(run)(value))
+    assert bool(jnp.all(jnp.isnan(jax.jit(run)(value))))
     # and a valid traced value passes
     good = jnp.ones_like(jnp.asarray(value)) if name == "air_density" else 2.0
     assert bool(jnp.all(jnp.isfinite(jax.jit(run)(good))))
     if name == "kh":
         dtm = jax.jit(stable_time_step, static_argnames="scheme")
-        with pytest.raises(Exception, match="`kh` must be finite"):
-            jax.block_until_ready(dtm(grid, winds, value, scheme="limited"))
+        assert bool(jnp.isnan(dtm(grid, winds, value, scheme="limited")))
 
 
 @pytest.mark.slow  # two reverse-mode compiles, ~15 s

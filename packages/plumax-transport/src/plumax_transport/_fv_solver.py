@@ -61,7 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._common import guard
+from ._common import is_concrete
 from ._fv_advection import FaceWinds, axis_flux, check_scheme
 from ._fv_boundary import Boundaries
 from ._fv_diffusion import horizontal_diffusive_flux, implicit_vertical_diffusion
@@ -123,14 +123,24 @@ def _k_local_max(k: Array, axis: int) -> Array:
 
 def _checked(name: str, x, *, positive: bool, unit: str):
     """``x`` as an array, checked finite and ``>= 0`` (or ``> 0``): a concrete violation
-    raises ``ValueError`` naming ``name``; a traced one is an ``error_if``
-    (:func:`plumax_core.validation.error_if`) on the returned array."""
+    raises ``ValueError`` naming ``name``; a traced one makes the value NaN (so the
+    result is NaN, never a silently wrong number).
+
+    Not an ``error_if`` when traced: a dense Laplace covariance of a model calling
+    :func:`advance`, materialised by ``as_matrix`` under ``jax.ensure_compile_time_eval``
+    (plumax_core's covariance check), raised it on a valid ``kh`` = 50 m^2/s.
+    """
     if x is None:
         return None
     a = jnp.asarray(x)
-    bad = ~jnp.isfinite(a) | ((a <= 0) if positive else (a < 0))
-    rule = "> 0" if positive else ">= 0"
-    return guard(a, bad, f"`{name}` must be finite and {rule} {unit}")
+    primal = jax.lax.stop_gradient(a)
+    bad = ~jnp.isfinite(primal) | ((primal <= 0) if positive else (primal < 0))
+    if is_concrete(bad):
+        if bool(np.any(np.asarray(bad))):
+            rule = "> 0" if positive else ">= 0"
+            raise ValueError(f"`{name}` must be finite and {rule} {unit}")
+        return a
+    return jnp.where(bad, jnp.nan, a)
 
 
 def stable_time_step(grid: FVGrid, winds: FaceWinds, kh, *, scheme: str) -> Float[Array, ""]:
@@ -159,8 +169,8 @@ def stable_time_step(grid: FVGrid, winds: FaceWinds, kh, *, scheme: str) -> Floa
         scheme: one of ``SCHEMES``.
 
     Raises:
-        ValueError: ``kh`` is concrete and not finite and ``>= 0`` (traced: an
-            ``error_if`` on the result).
+        ValueError: ``kh`` is concrete and not finite and ``>= 0`` (traced: the
+            result is NaN).
     """
     check_scheme(scheme, "van_leer")
     winds.check(grid)
@@ -480,8 +490,8 @@ def advance(
 
     Raises:
         ValueError: a bad argument; ``kh``, ``kz`` (finite, >= 0) and ``air_density``
-            (finite, > 0) are checked when concrete, and by an ``error_if`` (which
-            :func:`plumax_core.clean_errors` turns into ``InvalidInputError``) when traced.
+            (finite, > 0) are checked when concrete; a traced invalid value makes the
+            result NaN (``_checked``: an ``error_if`` there misfired, see its docstring).
     """
     return advance_impl(
         q,
