@@ -183,7 +183,11 @@ def eulerian_figure():
         i = int(np.argmin(np.abs(x - xi)))
         ax.plot(y, col[:, i], "o", color=c, ms=3, label=f"x = {x[i]:.0f} m")
         ax.plot(y, exact[:, i], "-", color=c, lw=1)
-    ax.set(xlabel="y (m)", ylabel="column (g/m²)", title="crosswind profiles: EulerianFV (dots), closed form (lines)")
+    ax.set(
+        xlabel="y (m)",
+        ylabel="column (g/m²)",
+        title="crosswind profiles: EulerianFV (dots), closed form (lines)",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(IMG / "eulerian.png")
