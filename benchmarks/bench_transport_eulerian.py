@@ -57,7 +57,6 @@ import argparse
 import importlib.util
 import os
 import pathlib
-import platform
 import statistics
 import time
 
@@ -67,6 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy
 from _compile_timing import first_call
+from _machine import machine_facts
 from _results import update_json_atomic
 
 import plumax_transport
@@ -243,27 +243,6 @@ def interleaved(fns: dict, repeats: int) -> dict:
         for name, fn in fns.items():
             ts[name].append(timed(fn))
     return ts
-
-
-def machine_facts() -> dict:
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), None)
-    except OSError:
-        pass
-    dev = jax.devices()[0]
-    return {
-        "backend": jax.default_backend(),
-        "device": str(dev),
-        "device_kind": dev.device_kind,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-    }
 
 
 def rel_diff(a, b) -> float:

@@ -67,7 +67,6 @@ import argparse
 import math
 import os
 import pathlib
-import platform
 import resource
 import statistics
 import time
@@ -80,6 +79,7 @@ import jax.random as jr
 import lineax as lx
 import numpy as np
 from _compile_timing import first_call
+from _machine import machine_facts
 from _results import update_json_atomic
 from jax.experimental import sparse as jsparse
 
@@ -290,27 +290,6 @@ def inversion(fp, repeats: int) -> dict:
 
 
 # -- main -----------------------------------------------------------------------------
-
-
-def machine_facts() -> dict:
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), None)
-    except OSError:
-        pass
-    dev = jax.devices()[0]
-    return {
-        "backend": jax.default_backend(),
-        "device": str(dev),
-        "device_kind": dev.device_kind,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-    }
 
 
 def main():

@@ -67,7 +67,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import resource
 import statistics
 import subprocess
@@ -362,29 +361,6 @@ def run_child(part: str, args) -> tuple[dict, float, float]:
     return res, wall, maxrss
 
 
-def machine_facts() -> dict:
-    import jax
-
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), None)
-    except OSError:
-        pass
-    dev = jax.devices()[0]
-    return {
-        "backend": jax.default_backend(),
-        "device": str(dev),
-        "device_kind": dev.device_kind,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-    }
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -417,6 +393,7 @@ def main():
     import jax
     import lineax as lx
     import numpy as np
+    from _machine import machine_facts
 
     import plumax_core
     import plumax_transport

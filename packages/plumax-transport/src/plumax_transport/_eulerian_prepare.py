@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from plumax_core import MetField
+from plumax_core import AbstractTimeSteppingModel, MetField
 from plumax_core.validation import MAX_WIND_SPEED, error_if
 
 from ._common import Checks, check_wind, is_concrete
@@ -31,8 +31,11 @@ from ._fv_diffusion import ConstantK
 from ._fv_solver import stable_time_step
 
 if TYPE_CHECKING:
-    from ._eulerian import EulerianFV
     from ._fv_grid import FVGrid
+
+#: The model these helpers serve, :class:`~plumax_transport.EulerianFV` (typed by the core
+#: contract it implements: this module must not import ``_eulerian``, which imports it).
+EulerianFV = AbstractTimeSteppingModel
 
 MSG_SOURCE = "the source (`x0`, `y0`, `H`) lies outside the grid"
 MSG_DOMAIN = "a cell centre of the grid lies outside the met's horizontal domain"
